@@ -1,0 +1,59 @@
+# Boogu Image API toolkit. `make test` and `make demo` set up everything themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PY := $(BIN)/python
+NODE_BIN := $(CURDIR)/node_modules/.bin
+export PATH := $(BIN):$(NODE_BIN):$(PATH)
+# The mock is local; never send these requests through a proxy.
+export NO_PROXY := 127.0.0.1,localhost,$(NO_PROXY)
+export no_proxy := 127.0.0.1,localhost,$(no_proxy)
+
+.PHONY: setup generate check-generated lint lint-python lint-spec test test-contract demo mock bench clean
+
+setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+generate: setup ## regenerate generated/ from openapi.yaml
+	$(PY) tools/generate_client.py
+
+check-generated: setup ## fail when generated/ is out of date with openapi.yaml
+	$(PY) tools/generate_client.py --check
+
+lint: lint-python lint-spec ## ruff, mypy, and the three spec linters
+
+lint-python: setup
+	ruff check .
+	ruff format --check .
+	mypy
+
+lint-spec: setup
+	$(PY) tools/lint_spec.py
+
+test: setup check-generated lint ## everything: drift check, lint, all test suites
+	$(PY) tools/run_pytest.py
+
+test-contract: setup ## only the contract suite
+	$(PY) tools/run_pytest.py contract_tests
+
+demo: setup ## start the mock gateway and drive a real generation end to end
+	$(PY) tools/demo.py --out images
+
+mock: setup ## serve the mock gateway on http://127.0.0.1:8080
+	$(PY) -m mock_gateway --host 127.0.0.1 --port 8080
+
+bench: setup ## requests per second: mock vs bare Starlette vs Prism
+	$(PY) tools/bench_mock.py
+
+clean:
+	rm -rf $(VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache images

@@ -1,0 +1,476 @@
+"""The gateway model: keys, wallet, rate limits, jobs, media and webhooks, with no HTTP in sight.
+
+Like a moto backend, it is usable on its own (tests drive it directly) and `app.py` is only a
+thin translation of HTTP requests into calls on it. Every answer that is not a success is a
+`GatewayError` carrying the status and the `{error, message}` body of openapi.yaml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import media
+from .clock import Clock, OffsetClock
+from .config import DEFAULT_API_KEY, MockConfig
+from .jobs import Job, JobStore, Outcome, iso_time, media_filename, timeline, uuid7
+from .journal import Journal
+from .ratelimit import RateLimiter, retry_after_seconds
+from .spec import Contract
+from .wallet import InsufficientBalance, Wallet
+from .webhooks import Sender, WebhookDispatcher, check_webhook_target
+
+OUTCOME_HEADER = "X-Mock-Outcome"
+OUTCOMES: dict[str, Outcome] = {"completed": "COMPLETED", "failed": "FAILED", "error": "ERROR"}
+SAFETY_TRIGGER = re.compile(r"\bnsfw\b", re.IGNORECASE)
+"""With enable_safety_checker, a prompt containing the word `nsfw` ends FAILED, as flagged content would."""
+SUBMIT_PATH = re.compile(r"^/(?P<model>[^/]+)/v1/(?P=model)-request$")
+MEDIA_PATH = re.compile(r"/media/(?P<request_id>[^/]+)/(?P<name>output(?:_(?P<index>\d+))?\.(?:jpeg|png))$")
+
+FAILED_MESSAGES: dict[str, str] = {
+    "safety": "The generated image was flagged by the safety checker (NSFW content detected).",
+    "forced": "The model could not generate an image for this request.",
+}
+ERROR_MESSAGE = "Internal model error: the worker stopped unexpectedly. You were not charged."
+
+Fault = Literal["server_error", "drop"]
+
+
+class GatewayError(Exception):
+    """An error answer: HTTP status, the `{error, message}` body, and any extra headers."""
+
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status} {error}: {message}")
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "message": self.message}
+
+
+def validation_error(message: str) -> GatewayError:
+    return GatewayError(400, "Validation Error", message)
+
+
+@dataclass
+class ApiKey:
+    key: str
+    enabled: bool = True
+    models: frozenset[str] | None = None
+    """Models this key may call; None means all."""
+
+    def to_dict(self, balance: Decimal, charged: Decimal) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "balance": float(balance),
+            "charged": float(charged),
+            "enabled": self.enabled,
+            "models": sorted(self.models) if self.models is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What an accepted submit answers: 202 with the queued body, or 200 with the finished job."""
+
+    status_code: int
+    body: dict[str, Any]
+    job: Job = field(repr=False)
+
+
+class GatewayBackend:
+    """The whole state of one mock gateway; thread-safe, driven by an injected clock."""
+
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        contract: Contract | None = None,
+        api_key: str = DEFAULT_API_KEY,
+        webhook_sender: Sender | None = None,
+    ) -> None:
+        self.config = config or MockConfig()
+        self.clock: Clock = clock or OffsetClock()
+        self.contract = contract or Contract()
+        self.dev_key = api_key
+        self.models = self._models_from_contract()
+        self.wallet = Wallet(self.clock)
+        self.limiter = RateLimiter(self.clock, self.config.rate_limit)
+        self.jobs = JobStore()
+        self.journal = Journal(self.config.journal_size)
+        self.webhooks = self._dispatcher(webhook_sender or post_json)
+        self._deliveries: set[asyncio.Task[Any]] = set()
+        self._keys: dict[str, ApiKey] = {}
+        self._media_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self.rng = random.Random(self.config.seed)
+        self.put_key(api_key, balance=self.config.default_balance)
+
+    def _models_from_contract(self) -> dict[str, str]:
+        """model id → operationId, read from the submit paths `/{model}/v1/{model}-request` of the spec."""
+        models = {}
+        for operation in self.contract.operations.values():
+            match = SUBMIT_PATH.match(operation.path)
+            if match and operation.method == "POST":
+                models[match["model"]] = operation.operation_id
+        return models
+
+    def _dispatcher(self, sender: Sender) -> WebhookDispatcher:
+        return WebhookDispatcher(
+            self.clock,
+            sender,
+            max_attempts=self.config.webhook_max_attempts,
+            backoff=self.config.webhook_backoff,
+        )
+
+    # Administration -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to a fresh gateway with the same configuration: keys, money, jobs and logs cleared."""
+        with self._lock:
+            self.jobs.clear()
+            self.journal.clear()
+            self.wallet.reset()
+            self.webhooks.reset()
+            self.limiter.configure(self.config.rate_limit)
+            self._keys.clear()
+            self._media_cache.clear()
+            self.rng = random.Random(self.config.seed)
+        self.put_key(self.dev_key, balance=self.config.default_balance)
+
+    def configure(self, changes: dict[str, Any]) -> MockConfig:
+        config = self.config.updated(changes)
+        with self._lock:
+            self.config = config
+            if "rate_limit" in changes:
+                self.limiter.configure(config.rate_limit)
+            if "seed" in changes:
+                self.rng = random.Random(config.seed)
+            if "journal_size" in changes:
+                self.journal.resize(config.journal_size)
+            if {"webhook_max_attempts", "webhook_backoff"} & changes.keys():
+                self.webhooks.configure(
+                    max_attempts=config.webhook_max_attempts, backoff=config.webhook_backoff
+                )
+        return config
+
+    def put_key(
+        self,
+        key: str,
+        *,
+        balance: Decimal | None = None,
+        enabled: bool = True,
+        models: frozenset[str] | None = None,
+    ) -> ApiKey:
+        """Create or update a key; a new key without a balance gets the configured default."""
+        with self._lock:
+            record = ApiKey(key=key, enabled=enabled, models=models)
+            known = key in self._keys
+            self._keys[key] = record
+        if balance is not None:
+            self.wallet.set_balance(key, balance)
+        elif not known:
+            self.wallet.set_balance(key, self.config.default_balance)
+        return record
+
+    def get_key(self, key: str) -> ApiKey | None:
+        return self._keys.get(key)
+
+    def describe_key(self, key: str) -> dict[str, Any] | None:
+        record = self._keys.get(key)
+        if record is None:
+            return None
+        return record.to_dict(self.wallet.balance(key), self.wallet.charged(key))
+
+    # The API --------------------------------------------------------------------------------
+
+    def authenticate(self, key: str | None) -> ApiKey:
+        """401 for a missing or unknown key and 403 for a disabled one, as Azure API Management answers."""
+        if not key:
+            raise GatewayError(
+                401,
+                "Unauthorized",
+                "Access denied due to missing subscription key. "
+                "Make sure to include subscription key when making requests to an API.",
+            )
+        record = self._keys.get(key)
+        if record is None:
+            raise GatewayError(
+                401,
+                "Unauthorized",
+                "Access denied due to invalid subscription key. "
+                "Make sure to provide a valid key for an active subscription.",
+            )
+        if not record.enabled:
+            raise GatewayError(403, "Forbidden", "The subscription key is disabled.")
+        return record
+
+    def throttle(self, key: str) -> None:
+        wait = self.limiter.acquire(key)
+        if wait > 0:
+            seconds = retry_after_seconds(wait)
+            raise GatewayError(
+                429,
+                "Too Many Requests",
+                f"Rate limit is exceeded. Try again in {seconds} seconds.",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    def draw_fault(self) -> Fault | None:
+        """Whether this call fails on purpose (configured fault and drop rates)."""
+        config = self.config
+        if config.fault_rate == 0 and config.drop_rate == 0:
+            return None
+        draw = self.rng.random()
+        if draw < config.fault_rate:
+            return "server_error"
+        if draw < config.fault_rate + config.drop_rate:
+            return "drop"
+        return None
+
+    def draw_latency(self) -> float:
+        config = self.config
+        if config.latency_rate and self.rng.random() < config.latency_rate:
+            return config.latency_seconds
+        return 0.0
+
+    def operation_for(self, model_id: str, record: ApiKey) -> str:
+        """The submit operation of a model, or the reference's 400 `Model not found`."""
+        operation_id = self.models.get(model_id)
+        if operation_id is None:
+            raise GatewayError(400, "Model not found", f"Model '{model_id}' not found or is disabled")
+        if record.models is not None and model_id not in record.models:
+            raise GatewayError(403, "Forbidden", f"The subscription key has no access to model '{model_id}'.")
+        return operation_id
+
+    def submit(
+        self,
+        record: ApiKey,
+        model_id: str,
+        body: Any,
+        *,
+        base_url: str,
+        webhook_url: str | None = None,
+        outcome: str | None = None,
+    ) -> Submission:
+        """Validate, charge and queue a job; in sync mode, finish it at once."""
+        operation_id = self.operation_for(model_id, record)
+        violation = self.contract.check_body(operation_id, body)
+        if violation is not None:
+            raise validation_error(str(violation))
+        params = self.contract.with_defaults(operation_id, body)
+        if webhook_url is not None:
+            self._check_webhook(operation_id, webhook_url)
+        forced = self._parse_outcome(outcome)
+        source = self._load_source(params["image_url"]) if "image_url" in params else None
+
+        now = self.clock.now()
+        with self._lock:
+            request_id = f"{model_id}_{uuid7(now, self.rng)}"
+            seed = params["seed"] if "seed" in params else self.rng.getrandbits(32)
+            job_outcome, error = self._decide_outcome(params, forced)
+        cost = self.config.price_per_image * int(params["num_images"])
+        try:
+            self.wallet.hold(record.key, cost, request_id)
+        except InsufficientBalance:
+            raise GatewayError(
+                402, "Insufficient Balance", "Your wallet does not have enough balance."
+            ) from None
+
+        sync = bool(params["sync_mode"])
+        queued, processing = (
+            (0.0, 0.0)
+            if sync
+            else timeline(int(params["num_inference_steps"]), int(params["num_images"]), self.config.speed)
+        )
+        job = Job(
+            request_id=request_id,
+            model_id=model_id,
+            key=record.key,
+            params=params,
+            seed=seed,
+            outcome=job_outcome,
+            error=error,
+            created_at=now,
+            started_at=now + queued,
+            finished_at=now + queued + processing,
+            base_url=base_url,
+            webhook_url=webhook_url,
+            cost=cost,
+            source=source,
+        )
+        self.jobs.add(job)
+        if sync:
+            self.tick()
+            inline = None
+            if job.outcome == "COMPLETED":
+                inline = [media.to_data_uri(image, job.output_format) for image in self._render(job)]
+            return Submission(200, job.to_status(job.finished_at, media_urls=inline), job)
+        return Submission(
+            202,
+            {
+                "request_id": request_id,
+                "status": "QUEUED",
+                "polling_url": f"{base_url}/v2/requests/status/{request_id}",
+            },
+            job,
+        )
+
+    def status(self, record: ApiKey, request_id: str) -> dict[str, Any]:
+        """The job's status; another key's job is as unknown as a missing one (no id probing)."""
+        self.tick()
+        job = self.jobs.get(request_id)
+        if job is None or job.key != record.key:
+            raise GatewayError(404, "Not Found", f"Request '{request_id}' not found")
+        return job.to_status(self.clock.now())
+
+    def media(self, request_id: str, name: str) -> tuple[bytes, str]:
+        """An image of a COMPLETED job, rendered on first download and cached."""
+        self.tick()
+        job = self.jobs.get(request_id)
+        match = MEDIA_PATH.search(f"/media/{request_id}/{name}")
+        if job is None or match is None or job.status(self.clock.now()) != "COMPLETED":
+            raise GatewayError(404, "Not Found", f"No media '{name}' for request '{request_id}'")
+        names = [media_filename(i, job.num_images, job.output_format) for i in range(job.num_images)]
+        if name not in names:
+            raise GatewayError(404, "Not Found", f"No media '{name}' for request '{request_id}'")
+        return self._render(job)[names.index(name)], f"image/{job.output_format}"
+
+    def tick(self) -> list[Job]:
+        """Settle the jobs that finished: charge or refund them and queue their webhooks."""
+        now = self.clock.now()
+        settled = self.jobs.settle_due(now, self.config.job_ttl)
+        for job in settled:
+            if job.outcome == "ERROR":
+                self.wallet.release(job.request_id)
+            else:
+                self.wallet.capture(job.request_id)
+            if job.webhook_url is not None:
+                self.webhooks.enqueue(job.request_id, job.webhook_url, job.to_status(job.finished_at))
+        return settled
+
+    def deliver_webhooks_soon(self) -> None:
+        """From inside a request: deliver due webhooks in the background, without delaying the answer."""
+        if not self.webhooks.due():
+            return
+        task = asyncio.get_running_loop().create_task(self.webhooks.deliver_due())
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    def now_iso(self) -> str:
+        return iso_time(self.clock.now())
+
+    # Helpers --------------------------------------------------------------------------------
+
+    def _check_webhook(self, operation_id: str, url: str) -> None:
+        violation = self.contract.check_header(operation_id, "X-Webhook-URL", url)
+        if violation is not None:
+            raise validation_error(str(violation))
+        refused = check_webhook_target(url, self.config.webhook_allowlist)
+        if refused is not None:
+            raise validation_error(refused)
+
+    @staticmethod
+    def _parse_outcome(value: str | None) -> Outcome | None:
+        if value is None:
+            return None
+        outcome = OUTCOMES.get(value.strip().lower())
+        if outcome is None:
+            raise validation_error(f"{OUTCOME_HEADER}: must be one of {', '.join(OUTCOMES)}, got {value!r}")
+        return outcome
+
+    def _decide_outcome(self, params: dict[str, Any], forced: Outcome | None) -> tuple[Outcome, str | None]:
+        if forced is not None:
+            return forced, {"COMPLETED": None, "FAILED": FAILED_MESSAGES["forced"], "ERROR": ERROR_MESSAGE}[
+                forced
+            ]
+        if params["enable_safety_checker"] and SAFETY_TRIGGER.search(str(params["prompt"])):
+            return "FAILED", FAILED_MESSAGES["safety"]
+        draw = self.rng.random()
+        if draw < self.config.failed_rate:
+            return "FAILED", FAILED_MESSAGES["forced"]
+        if draw < self.config.failed_rate + self.config.error_rate:
+            return "ERROR", ERROR_MESSAGE
+        return "COMPLETED", None
+
+    def _load_source(self, image_url: str) -> bytes:
+        """The edit's input: a data URI, one of this mock's own images, or (offline) a stand-in image."""
+        if image_url.startswith("data:"):
+            try:
+                data = media.decode_data_uri(image_url)
+            except ValueError as exc:
+                raise validation_error(f"image_url: {exc}") from None
+            problem = media.check_source_image(data)
+            if problem is not None:
+                raise validation_error(problem)
+            return data
+        match = MEDIA_PATH.search(urlsplit(image_url).path)
+        if match is not None and self.jobs.get(match["request_id"]) is not None:
+            try:
+                return self.media(match["request_id"], match["name"])[0]
+            except GatewayError:
+                raise validation_error(
+                    f"image_url: the mock's image {image_url!r} is not available"
+                ) from None
+        # No network here: stand in for the remote image with one derived from its URL.
+        stand_in = media.RenderSpec(
+            prompt=image_url,
+            negative_prompt="",
+            width=512,
+            height=512,
+            output_format="png",
+            seed=0,
+            num_images=1,
+            guidance_scale=4.0,
+            num_inference_steps=20,
+        )
+        return media.render(stand_in)[0]
+
+    def _render(self, job: Job) -> list[bytes]:
+        cached = [self._media_cache.get((job.request_id, i)) for i in range(job.num_images)]
+        if all(image is not None for image in cached):
+            return [image for image in cached if image is not None]
+        width, height = media.image_dimensions(job.params["image_size"])
+        images = media.render(
+            media.RenderSpec(
+                prompt=str(job.params["prompt"]),
+                negative_prompt=str(job.params["negative_prompt"]),
+                width=width,
+                height=height,
+                output_format=job.params["output_format"],
+                seed=job.seed,
+                num_images=job.num_images,
+                guidance_scale=float(job.params["guidance_scale"]),
+                num_inference_steps=int(job.params["num_inference_steps"]),
+                source=job.source,
+                image_guidance_scale=float(job.params.get("image_guidance_scale", 1.0)),
+            )
+        )
+        with self._lock:
+            for index, image in enumerate(images):
+                self._media_cache[(job.request_id, index)] = image
+            while len(self._media_cache) > MEDIA_CACHE_IMAGES:
+                self._media_cache.popitem(last=False)
+        return images
+
+
+MEDIA_CACHE_IMAGES = 64
+
+
+async def post_json(url: str, payload: dict[str, Any]) -> int:
+    """Deliver one webhook: POST the status object as JSON and report the HTTP status."""
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        response = await client.post(url, json=payload, headers={"User-Agent": "boogu-mock-gateway"})
+        return response.status_code

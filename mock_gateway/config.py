@@ -1,0 +1,125 @@
+"""The mock's tunable behaviour, read and changed at run time through `/__mock/config`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .ratelimit import RateLimit
+
+DEFAULT_API_KEY = "test-key"
+MODELS = ("boogu-image", "boogu-image-edit")
+
+
+class ConfigError(ValueError):
+    """A configuration change names an unknown field or an out-of-range value."""
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    """Defaults give a well-behaved gateway: every job completes, nothing is rate limited or faulty."""
+
+    speed: float = 1.0
+    """Simulated durations are divided by this; 30 steps × 1 image take 15 s at speed 1."""
+    seed: int | None = None
+    """Seeds the outcome and fault draws (and images without a seed) for reproducible runs."""
+    price_per_image: Decimal = Decimal("0.02")
+    default_balance: Decimal = Decimal("100")
+    """Balance of keys created without one, the development key included."""
+    rate_limit: RateLimit | None = None
+    failed_rate: float = 0.0
+    """Share of jobs that end FAILED (charged) without an X-Mock-Outcome header."""
+    error_rate: float = 0.0
+    """Share of jobs that end ERROR (not charged) without an X-Mock-Outcome header."""
+    fault_rate: float = 0.0
+    """Share of API calls answered 500 before they do anything."""
+    drop_rate: float = 0.0
+    """Share of API calls whose connection is dropped before they do anything."""
+    latency_rate: float = 0.0
+    """Share of API calls delayed by `latency_seconds` (real time, not the mock clock)."""
+    latency_seconds: float = 1.0
+    job_ttl: float = 3600.0
+    """Seconds a finished job stays queryable; after that, status answers 404."""
+    max_body_bytes: int = 10 * 1024 * 1024
+    webhook_allowlist: tuple[str, ...] = field(default_factory=tuple)
+    webhook_max_attempts: int = 5
+    webhook_backoff: float = 1.0
+    journal_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        rates = ("failed_rate", "error_rate", "fault_rate", "drop_rate", "latency_rate")
+        for name in rates:
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}: {value} is not between 0 and 1")
+        if self.failed_rate + self.error_rate > 1.0:
+            raise ConfigError("failed_rate + error_rate: must not exceed 1")
+        if self.fault_rate + self.drop_rate > 1.0:
+            raise ConfigError("fault_rate + drop_rate: must not exceed 1")
+        positive = ("speed", "job_ttl", "webhook_backoff")
+        for name in positive:
+            if not getattr(self, name) > 0:  # also refuses NaN, which every comparison lets through
+                raise ConfigError(f"{name}: must be greater than 0")
+        for name in ("price_per_image", "default_balance"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must not be negative")
+        if not self.latency_seconds >= 0:
+            raise ConfigError("latency_seconds: must not be negative")
+        if self.max_body_bytes < 1024 or self.webhook_max_attempts < 1 or self.journal_size < 1:
+            raise ConfigError("max_body_bytes, webhook_max_attempts, journal_size: too small")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["price_per_image"] = str(self.price_per_image)
+        data["default_balance"] = str(self.default_balance)
+        data["webhook_allowlist"] = list(self.webhook_allowlist)
+        return data
+
+    def updated(self, changes: dict[str, Any]) -> MockConfig:
+        """A copy with `changes` (JSON values, as PATCH /__mock/config sends them) applied and checked."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"{', '.join(unknown)}: unknown setting; known: {', '.join(sorted(known))}")
+        converted: dict[str, Any] = {}
+        for name, value in changes.items():
+            converted[name] = _convert(name, value)
+        return replace(self, **converted)
+
+
+def _convert(name: str, value: Any) -> Any:
+    """Turn one JSON value into the field's type, naming the field when it does not fit."""
+    try:
+        if name == "rate_limit":
+            if value is None:
+                return None
+            if not isinstance(value, dict) or set(value) != {"rate", "burst"}:
+                raise ConfigError('rate_limit: expected null or {"rate": R, "burst": B}')
+            return RateLimit(rate=float(value["rate"]), burst=int(value["burst"]))
+        if name in ("price_per_image", "default_balance"):
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise ConfigError(f"{name}: expected a number")
+            amount = Decimal(str(value))
+            if not amount.is_finite():  # NaN would raise on the range check, Infinity would pass it
+                raise ConfigError(f"{name}: expected a finite number")
+            return amount
+        if name == "webhook_allowlist":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{name}: expected a list of host names")
+            return tuple(value)
+        if name == "seed":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError("seed: expected an integer or null")
+            return value
+        if name in ("max_body_bytes", "webhook_max_attempts", "journal_size"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name}: expected an integer")
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name}: expected a number")
+        return float(value)
+    except (InvalidOperation, TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{name}: {exc}") from exc

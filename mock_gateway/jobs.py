@@ -1,0 +1,159 @@
+"""Jobs and their life, QUEUED → PROCESSING → COMPLETED | FAILED | ERROR, read off the clock.
+
+A job's whole timeline is fixed when it is accepted, so its status at any instant is a pure
+function of the clock: tests advance time instead of sleeping, and polling never races a worker.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+Outcome = Literal["COMPLETED", "FAILED", "ERROR"]
+TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED", "ERROR"})
+
+SECONDS_PER_STEP_IMAGE = 0.5
+"""30 steps × 1 image = 15 s, the span between created_at and completed_at in the reference."""
+QUEUE_SECONDS = 1.0
+
+
+def timeline(steps: int, images: int, speed: float) -> tuple[float, float]:
+    """Seconds spent QUEUED and then PROCESSING for a job of this size."""
+    total = SECONDS_PER_STEP_IMAGE * steps * images / speed
+    queued = min(QUEUE_SECONDS / speed, total / 2)
+    return queued, total - queued
+
+
+def iso_time(at: float) -> str:
+    """ISO-8601 UTC with milliseconds and `Z`, as the reference writes timestamps."""
+    millis = int(at * 1000)
+    moment = datetime.fromtimestamp(millis // 1000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis % 1000:03d}Z"
+
+
+def uuid7(at: float, rng: random.Random) -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort by time."""
+    value = (int(at * 1000) & (2**48 - 1)) << 80
+    value |= 0x7 << 76 | rng.getrandbits(12) << 64
+    value |= 0b10 << 62 | rng.getrandbits(62)
+    return uuid.UUID(int=value)
+
+
+def media_filename(index: int, count: int, output_format: str) -> str:
+    """`output.jpeg` for one image, as in the reference; `output_0.jpeg`, ... for several."""
+    return f"output.{output_format}" if count == 1 else f"output_{index}.{output_format}"
+
+
+@dataclass
+class Job:
+    request_id: str
+    model_id: str
+    key: str
+    params: dict[str, Any]
+    """The request body with the spec's defaults applied."""
+    seed: int
+    outcome: Outcome
+    error: str | None
+    created_at: float
+    started_at: float
+    finished_at: float
+    base_url: str
+    webhook_url: str | None
+    cost: Decimal
+    source: bytes | None = None
+    """The input image of an edit, encoded."""
+    settled: bool = field(default=False, compare=False)
+
+    def status(self, now: float) -> str:
+        if now >= self.finished_at:
+            return self.outcome
+        return "PROCESSING" if now >= self.started_at else "QUEUED"
+
+    @property
+    def output_format(self) -> str:
+        return str(self.params["output_format"])
+
+    @property
+    def num_images(self) -> int:
+        return int(self.params["num_images"])
+
+    def media_urls(self) -> list[str]:
+        count = self.num_images
+        return [
+            f"{self.base_url}/media/{self.request_id}/{media_filename(i, count, self.output_format)}"
+            for i in range(count)
+        ]
+
+    def to_status(self, now: float, media_urls: list[str] | None = None) -> dict[str, Any]:
+        """The RequestStatus object at `now`; `media_urls` replaces the hosted URLs (sync mode)."""
+        status = self.status(now)
+        finished = status in TERMINAL
+        updated = (
+            self.finished_at if finished else self.started_at if status == "PROCESSING" else self.created_at
+        )
+        output = None
+        if status == "COMPLETED":
+            output = {
+                "media_url": media_urls if media_urls is not None else self.media_urls(),
+                "media_type": f"image/{self.output_format}",
+            }
+        return {
+            "request_id": self.request_id,
+            "status": status,
+            "model_id": self.model_id,
+            "error": self.error if finished else None,
+            "output": output,
+            "created_at": iso_time(self.created_at),
+            "updated_at": iso_time(updated),
+            "completed_at": iso_time(self.finished_at) if finished else None,
+        }
+
+
+class JobStore:
+    """Jobs by id, with the finished ones settled once and expired after a time-to-live."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._finishing: list[tuple[float, str]] = []
+        self._expiring: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def add(self, job: Job) -> None:
+        with self._lock:
+            self._jobs[job.request_id] = job
+            heapq.heappush(self._finishing, (job.finished_at, job.request_id))
+
+    def get(self, request_id: str) -> Job | None:
+        return self._jobs.get(request_id)
+
+    def settle_due(self, now: float, ttl: float) -> list[Job]:
+        """Jobs that reached their terminal status since the last call, each returned exactly once."""
+        due: list[Job] = []
+        with self._lock:
+            while self._finishing and self._finishing[0][0] <= now:
+                _, request_id = heapq.heappop(self._finishing)
+                job = self._jobs.get(request_id)
+                if job is None or job.settled:
+                    continue
+                job.settled = True
+                due.append(job)
+                heapq.heappush(self._expiring, (job.finished_at + ttl, request_id))
+            while self._expiring and self._expiring[0][0] <= now:
+                _, request_id = heapq.heappop(self._expiring)
+                self._jobs.pop(request_id, None)
+        return due
+
+    def clear(self) -> None:
+        with self._lock:
+            self._jobs.clear()
+            self._finishing.clear()
+            self._expiring.clear()

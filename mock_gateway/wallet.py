@@ -1,0 +1,125 @@
+"""Per-key balances. A request holds its price before the work starts, so concurrent requests cannot
+overspend, and settles the hold once the outcome is known: capture when charged, release when not."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from mock_gateway.clock import Clock
+
+EntryKind = Literal["credit", "hold", "capture", "release"]
+
+_ZERO = Decimal(0)
+
+
+class InsufficientBalance(Exception):
+    """The key cannot cover the hold; nothing was debited."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    at: float
+    key: str
+    reference: str
+    """The request id that made the hold, or "admin" for credits."""
+    kind: EntryKind
+    amount: Decimal
+    balance: Decimal
+    """The key's balance after this entry, so the ledger reads like a bank statement."""
+
+
+class Wallet:
+    """Every change goes through one lock, so a balance check and its debit are a single step."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._balances: dict[str, Decimal] = {}
+        self._holds: dict[str, tuple[str, Decimal]] = {}  # reference -> (key, amount), until settled
+        self._references: set[str] = set()  # every hold reference ever used, settled or not
+        self._charged: dict[str, Decimal] = {}
+        self._entries: list[LedgerEntry] = []
+
+    def set_balance(self, key: str, amount: Decimal) -> None:
+        _check_amount(amount)
+        with self._lock:
+            difference = amount - self._balances.get(key, _ZERO)
+            self._balances[key] = amount
+            self._record(key, "admin", "credit", difference)
+
+    def balance(self, key: str) -> Decimal:
+        with self._lock:
+            return self._balances.get(key, _ZERO)
+
+    def has_account(self, key: str) -> bool:
+        with self._lock:
+            return key in self._balances
+
+    def hold(self, key: str, amount: Decimal, reference: str) -> None:
+        _check_amount(amount)
+        with self._lock:
+            if reference in self._references:
+                raise ValueError(f"hold reference {reference!r} was already used")
+            balance = self._balances.get(key, _ZERO)
+            if balance < amount:
+                raise InsufficientBalance(f"balance {balance} does not cover {amount}")
+            self._references.add(reference)
+            self._holds[reference] = (key, amount)
+            if amount:  # a free request must not open an account for a key that has none
+                self._balances[key] = balance - amount
+            self._record(key, reference, "hold", amount)
+
+    def capture(self, reference: str) -> bool:
+        """Returns False when there is nothing left to settle, so callers may settle more than once."""
+        with self._lock:
+            hold = self._holds.pop(reference, None)
+            if hold is None:
+                return False
+            key, amount = hold
+            self._charged[key] = self._charged.get(key, _ZERO) + amount
+            self._record(key, reference, "capture", amount)
+            return True
+
+    def release(self, reference: str) -> bool:
+        """Returns False when there is nothing left to settle, so callers may settle more than once."""
+        with self._lock:
+            hold = self._holds.pop(reference, None)
+            if hold is None:
+                return False
+            key, amount = hold
+            if amount:
+                self._balances[key] += amount
+            self._record(key, reference, "release", amount)
+            return True
+
+    def charged(self, key: str) -> Decimal:
+        with self._lock:
+            return self._charged.get(key, _ZERO)
+
+    def held(self, key: str) -> Decimal:
+        with self._lock:
+            return sum((amount for k, amount in self._holds.values() if k == key), _ZERO)
+
+    def entries(self, key: str | None = None) -> list[LedgerEntry]:
+        with self._lock:
+            return [e for e in self._entries if key is None or e.key == key]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._balances.clear()
+            self._holds.clear()
+            self._references.clear()
+            self._charged.clear()
+            self._entries.clear()
+
+    def _record(self, key: str, reference: str, kind: EntryKind, amount: Decimal) -> None:
+        balance = self._balances.get(key, _ZERO)
+        self._entries.append(LedgerEntry(self._clock.now(), key, reference, kind, amount, balance))
+
+
+def _check_amount(amount: Decimal) -> None:
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"amount must be a finite, non-negative Decimal, got {amount}")

@@ -1,0 +1,211 @@
+"""Webhook delivery: the core decides when to send and records what happened; an injected sender does the
+POST, so retries and backoff are testable with a fake sender and a manual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import ipaddress
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from mock_gateway.clock import Clock
+
+Sender = Callable[[str, dict[str, Any]], Awaitable[int]]
+"""POSTs the payload as JSON and returns the status code; raises on connection errors and timeouts."""
+
+DeliveryState = Literal["pending", "delivered", "failed"]
+
+
+def check_webhook_target(url: str, allowlist: Sequence[str]) -> str | None:
+    """Returns why the mock must not call `url`, or None.
+
+    A mock that POSTs to any URL a client names could be steered at internal services (SSRF), so only
+    loopback hosts and allowlisted hosts are called. Hosts are never resolved: a name could resolve to
+    anything, so `localhost` is the only loopback name.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        return f"X-Webhook-URL: {url!r} is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"X-Webhook-URL: scheme {parts.scheme!r} is not allowed; use http or https"
+    host = parts.hostname
+    if not host:
+        return f"X-Webhook-URL: {url!r} has no host"
+    if _is_loopback(host) or _is_allowlisted(host, port, allowlist):
+        return None
+    return (
+        f"X-Webhook-URL: host {host!r} is not allowed; "
+        "the mock only calls loopback addresses unless --webhook-allow lists the host"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_allowlisted(host: str, port: int, allowlist: Sequence[str]) -> bool:
+    # `host` is lowercase and unbracketed (urlsplit's `hostname`); entries are `host` or `host:port`,
+    # and `*.example.test` matches any subdomain of example.test, with or without a port.
+    candidates = (host, f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    for entry in (e.strip().lower() for e in allowlist):
+        if entry in candidates:
+            return True
+        if entry.startswith("*.") and any(c.endswith(entry[1:]) for c in candidates):
+            return True
+    return False
+
+
+@dataclass
+class Attempt:
+    at: float
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+@dataclass
+class Delivery:
+    id: str
+    request_id: str
+    url: str
+    payload: dict[str, Any]
+    attempts: list[Attempt] = field(default_factory=list)
+    state: DeliveryState = "pending"
+    next_attempt_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class WebhookDispatcher:
+    """Retries failed deliveries with exponential backoff, up to `max_attempts` attempts in all.
+
+    Deliveries being sent are out of the schedule, so a second `deliver_due` running meanwhile cannot
+    send them again. Only the newest `max_records` finished deliveries are kept.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        sender: Sender,
+        max_attempts: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        max_records: int = 10_000,
+    ) -> None:
+        if max_backoff < 0:
+            raise ValueError(f"max_backoff must be >= 0, got {max_backoff}")
+        if max_records < 0:
+            raise ValueError(f"max_records must be >= 0, got {max_records}")
+        self._clock = clock
+        self._sender = sender
+        self._max_backoff = max_backoff
+        self._max_records = max_records
+        self._lock = threading.Lock()  # enqueue may run in a worker thread while the loop delivers
+        self.configure(max_attempts=max_attempts, backoff=backoff)
+        self._ids = itertools.count(1)  # not reset, so ids stay unique across resets
+        self._deliveries: dict[str, Delivery] = {}  # all kept deliveries, oldest first
+        self._scheduled: dict[str, Delivery] = {}  # pending and not being sent
+        self._finished: deque[str] = deque()  # ids of delivered or failed deliveries, oldest first
+
+    def configure(self, *, max_attempts: int, backoff: float) -> None:
+        """Applies from the next attempt on: deliveries keep their attempts and their next attempt time."""
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if backoff < 0:
+            raise ValueError(f"backoff must be >= 0, got {backoff}")
+        with self._lock:
+            self._max_attempts = max_attempts
+            self._backoff = backoff
+
+    def enqueue(self, request_id: str, url: str, payload: dict[str, Any]) -> Delivery:
+        """Sends a snapshot of `payload`: the status object may change before the attempt is made."""
+        with self._lock:
+            delivery = Delivery(
+                id=f"wh_{next(self._ids)}",
+                request_id=request_id,
+                url=url,
+                payload=copy.deepcopy(payload),
+                next_attempt_at=self._clock.now(),
+            )
+            self._deliveries[delivery.id] = delivery
+            self._scheduled[delivery.id] = delivery
+            return delivery
+
+    def due(self) -> list[Delivery]:
+        with self._lock:
+            return self._due()
+
+    async def deliver_due(self) -> list[Delivery]:
+        """Attempts every due delivery once, concurrently, and returns them."""
+        with self._lock:
+            batch = self._due()
+            for delivery in batch:
+                del self._scheduled[delivery.id]
+        await asyncio.gather(*(self._attempt(delivery) for delivery in batch))
+        return batch
+
+    def deliveries(self, request_id: str | None = None) -> list[Delivery]:
+        with self._lock:
+            return [d for d in self._deliveries.values() if request_id is None or d.request_id == request_id]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._deliveries.clear()
+            self._scheduled.clear()
+            self._finished.clear()
+
+    def _due(self) -> list[Delivery]:
+        now = self._clock.now()
+        return [
+            d for d in self._scheduled.values() if d.next_attempt_at is not None and d.next_attempt_at <= now
+        ]
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        at = self._clock.now()
+        started = time.perf_counter()  # the mock clock may be advanced mid-send; durations are real time
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            status_code = await self._sender(delivery.url, delivery.payload)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        except BaseException:  # cancelled: not an attempt, so it stays due for the next round
+            with self._lock:
+                if delivery.id in self._deliveries:
+                    self._scheduled[delivery.id] = delivery
+            raise
+        duration_ms = (time.perf_counter() - started) * 1000
+        with self._lock:
+            if delivery.id not in self._deliveries:  # reset while sending
+                return
+            delivery.attempts.append(Attempt(at, status_code, error, duration_ms))
+            if status_code is not None and 200 <= status_code < 300:
+                self._finish(delivery, "delivered")
+            elif len(delivery.attempts) >= self._max_attempts:
+                self._finish(delivery, "failed")
+            else:
+                wait = min(self._max_backoff, self._backoff * 2 ** (len(delivery.attempts) - 1))
+                delivery.next_attempt_at = self._clock.now() + wait
+                self._scheduled[delivery.id] = delivery
+
+    def _finish(self, delivery: Delivery, state: DeliveryState) -> None:
+        delivery.state = state
+        delivery.next_attempt_at = None
+        self._finished.append(delivery.id)
+        while len(self._finished) > self._max_records:
+            del self._deliveries[self._finished.popleft()]

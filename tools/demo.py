@@ -1,0 +1,162 @@
+"""The main job: start the mock gateway, then drive a real generation end to end through the
+generated client — text to image, then an edit of its result — polling to COMPLETED and
+downloading the images into a folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from boogu_image_client import AuthenticatedClient
+from boogu_image_client.api.image_edit import submit_image_edit
+from boogu_image_client.api.status import get_request_status
+from boogu_image_client.api.text_to_image import submit_text_to_image
+from boogu_image_client.models import (
+    ErrorResponse,
+    ImageEditRequest,
+    QueuedRequest,
+    RequestStatus,
+    TextToImageRequest,
+)
+from boogu_image_client.types import Unset
+from PIL import Image
+from rich.console import Console
+
+console = Console()
+API_KEY = "test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_gateway(port: int, speed: float) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "mock_gateway",
+        "--port",
+        str(port),
+        "--speed",
+        str(speed),
+        "--seed",
+        "7",
+    ]
+    process = subprocess.Popen(command)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/__mock/health", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the mock gateway did not start")
+
+
+def wait(client: AuthenticatedClient, request_id: str, poll_seconds: float) -> RequestStatus:
+    last = ""
+    while True:
+        status = get_request_status.sync(request_id, client=client)
+        if not isinstance(status, RequestStatus):
+            raise SystemExit(f"status call failed: {status}")
+        if status.status != last:
+            console.print(f"  {request_id}: [bold]{status.status}[/bold]")
+            last = status.status
+        if status.status in ("COMPLETED", "FAILED", "ERROR"):
+            return status
+        time.sleep(poll_seconds)
+
+
+def download(status: RequestStatus, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    if status.output is None or isinstance(status.output, Unset):
+        raise SystemExit(f"{status.request_id} finished {status.status}: {status.error}")
+    saved = []
+    with httpx.Client(timeout=30) as http:
+        for url in status.output.media_url:
+            response = http.get(url)
+            response.raise_for_status()
+            path = folder / f"{status.request_id}_{url.rsplit('/', 1)[-1]}"
+            path.write_bytes(response.content)
+            with Image.open(path) as image:
+                console.print(f"  saved [cyan]{path}[/cyan]  {image.format} {image.width}×{image.height}")
+            saved.append(path)
+    return saved
+
+
+def accepted(answer: QueuedRequest | RequestStatus | ErrorResponse | None) -> QueuedRequest:
+    if not isinstance(answer, QueuedRequest):
+        raise SystemExit(f"submit failed: {answer}")
+    return answer
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("images"))
+    parser.add_argument(
+        "--speed", type=float, default=10.0, help="mock speed-up (1 = real timing, 15 s a job)"
+    )
+    args = parser.parse_args()
+    port = free_port()
+    gateway = start_gateway(port, args.speed)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        client = AuthenticatedClient(
+            base_url=base_url,
+            token=API_KEY,
+            auth_header_name="Ocp-Apim-Subscription-Key",
+            prefix="",
+            timeout=httpx.Timeout(10.0),
+        )
+        poll = max(0.2, 5.0 / args.speed)
+        console.rule("text to image")
+        queued = accepted(
+            submit_text_to_image.sync(
+                client=client,
+                body=TextToImageRequest(
+                    prompt="A serene Japanese tea garden at dusk with stone lanterns lighting a winding path",
+                    image_size="landscape_4_3",
+                    num_images=2,
+                    seed=42,
+                ),
+            )
+        )
+        console.print(f"  queued {queued.request_id}")
+        first = download(wait(client, queued.request_id, poll), args.out)
+        status = get_request_status.sync(queued.request_id, client=client)
+        if not isinstance(status, RequestStatus) or isinstance(status.output, Unset | None):
+            raise SystemExit(f"no output to edit: {status}")
+        console.rule("image edit")
+        queued = accepted(
+            submit_image_edit.sync(
+                client=client,
+                body=ImageEditRequest(
+                    prompt="Change the background to a snowy mountain landscape at golden hour",
+                    image_url=status.output.media_url[0],
+                    output_format="png",
+                ),
+            )
+        )
+        console.print(f"  queued {queued.request_id}")
+        second = download(wait(client, queued.request_id, poll), args.out)
+        with httpx.Client() as http:
+            balance = http.get(f"{base_url}/__mock/keys/{API_KEY}").json()
+        console.rule("done")
+        console.print(f"{len(first) + len(second)} images in [cyan]{args.out}/[/cyan]; wallet: {balance}")
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
