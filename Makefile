@@ -42,6 +42,7 @@ lint-spec: setup
 
 test: setup check-generated lint ## everything: drift check, lint, all test suites
 	$(PY) tools/run_pytest.py
+	$(PY) tools/schemathesis_cli.py
 
 test-contract: setup ## only the contract suite
 	$(PY) tools/run_pytest.py contract_tests

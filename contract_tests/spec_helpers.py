@@ -49,7 +49,11 @@ __all__ = [
     "load_spec",
     "operation",
     "operation_pointer",
+    "assert_response_conforms",
+    "declared_responses",
+    "operation_location",
     "reference_blocks",
+    "response_problems",
     "reference_json_blocks",
     "reference_schema_name",
     "request_body_schema_pointer",
@@ -509,3 +513,58 @@ def reference_schema_name(value: Any) -> str:
         if keys == {"error", "message"}:
             return "ErrorResponse"
     raise ValueError(f"unrecognised reference block: {value!r}")
+
+
+@functools.cache
+def operation_location(operation_id: str) -> tuple[str, str]:
+    """``(path, method)`` of the operation with this operationId."""
+    for path, item in load_spec()["paths"].items():
+        for method, op in item.items():
+            if isinstance(op, Mapping) and op.get("operationId") == operation_id:
+                return path, method
+    raise KeyError(f"no operation {operation_id!r} in openapi.yaml")
+
+
+def declared_responses() -> dict[str, frozenset[str]]:
+    """Every operationId with the status codes its responses declare."""
+    return {
+        op["operationId"]: frozenset(str(status) for status in op["responses"])
+        for item in load_spec()["paths"].values()
+        for op in item.values()
+        if isinstance(op, Mapping) and "operationId" in op
+    }
+
+
+def response_problems(operation_id: str, status: int, body: Any, headers: Mapping[str, str]) -> list[str]:
+    """What is wrong with a response against openapi.yaml; empty when it conforms.
+
+    The one check every suite uses: the status is declared, the JSON body validates against its
+    schema, and the declared required headers are present and valid.
+    """
+    path, method = operation_location(operation_id)
+    where = f"{operation_id} {status}"
+    if str(status) not in declared_responses()[operation_id]:
+        return [f"{where}: status not declared in openapi.yaml"]
+    problems = [
+        f"{where}: body {'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}"
+        for error in response_validator(path, method, status).iter_errors(body)
+    ]
+    lowered = {name.lower(): value for name, value in headers.items()}
+    for name, header in response_object(path, method, status).get("headers", {}).items():
+        header = resolve(header)
+        value = lowered.get(name.lower())
+        if value is None:
+            if header.get("required"):
+                problems.append(f"{where}: required header {name} is missing")
+            continue
+        parsed: Any = int(value) if header["schema"].get("type") == "integer" and value.isdigit() else value
+        problems += [
+            f"{where}: header {name}: {e.message}"
+            for e in Draft202012Validator(header["schema"]).iter_errors(parsed)
+        ]
+    return problems
+
+
+def assert_response_conforms(operation_id: str, status: int, body: Any, headers: Mapping[str, str]) -> None:
+    problems = response_problems(operation_id, status, body, headers)
+    assert not problems, "\n".join(problems)

@@ -31,7 +31,8 @@ from boogu_image_client.models import (
     TextToImageRequest,
 )
 from boogu_image_client.types import UNSET, Response, Unset
-from spec_helpers import (
+
+from contract_tests.spec_helpers import (
     ReferenceBlock,
     canonical_json,
     component_schema_name,

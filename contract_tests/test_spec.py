@@ -15,7 +15,8 @@ from typing import Any, Final
 
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
-from spec_helpers import (
+
+from contract_tests.spec_helpers import (
     FORMAT_CHECKER,
     SPEC_URI,
     ReferenceBlock,

@@ -40,6 +40,7 @@ class JournalEntry:
     body: Any
     status: int
     response: Any
+    response_headers: dict[str, str]
     operation_id: str | None
     request_id: str | None
 
@@ -63,6 +64,7 @@ class Journal:
         body: Any,
         status: int,
         response: Any,
+        response_headers: Mapping[str, str],
         operation_id: str | None,
         request_id: str | None,
     ) -> None:
@@ -78,6 +80,7 @@ class Journal:
                     body=summarize_body(body),
                     status=status,
                     response=summarize_body(response),
+                    response_headers=dict(response_headers),
                     operation_id=operation_id,
                     request_id=request_id,
                 )

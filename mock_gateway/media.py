@@ -91,8 +91,11 @@ class RenderSpec:
             raise ValueError(f"num_images must be at least 1, not {self.num_images}")
 
 
-def image_dimensions(image_size: str | Mapping[str, int]) -> tuple[int, int]:
-    """(width, height) of a preset name or a ``{"width": w, "height": h}`` mapping."""
+def image_dimensions(image_size: str | Mapping[str, float]) -> tuple[int, int]:
+    """(width, height) of a preset name or a ``{"width": w, "height": h}`` mapping.
+
+    JSON Schema counts 531.0 as an integer, so integral floats are accepted as their int.
+    """
     if isinstance(image_size, str):
         try:
             return PRESET_SIZES[image_size]
@@ -103,6 +106,8 @@ def image_dimensions(image_size: str | Mapping[str, int]) -> tuple[int, int]:
     sides: list[int] = []
     for key in ("width", "height"):
         value = image_size.get(key)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIDE:
             raise ValueError(f"image_size.{key} must be an integer from 1 to {MAX_SIDE}, not {value!r}")
         sides.append(value)

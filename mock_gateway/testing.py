@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -49,6 +51,9 @@ class InProcessTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return await self._asgi.handle_async_request(request)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        # A sync client's streamed body (an iterator, a file) is a sync-only stream, which the ASGI
+        # transport cannot consume: read it here, which swaps in a stream that is both.
+        request.read()
         with self._lock:
             if self._portal is None:
                 self._portal_cm = anyio.from_thread.start_blocking_portal()
@@ -199,6 +204,40 @@ class MockGateway:
 
     def configure(self, **changes: Any) -> MockConfig:
         return self.backend.configure(changes)
+
+
+@contextlib.contextmanager
+def gateway_process(*args: str, host: str = "127.0.0.1", timeout: float = 20.0) -> Iterator[str]:
+    """Run `python -m mock_gateway ARGS` on a free loopback port until the block ends; yields its URL.
+
+    For tools that need the gateway as a separate process (the demo, the schemathesis CLI, benchmarks).
+    """
+    with free_port_socket(host) as sock:
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "mock_gateway", "--host", host, "--port", str(port), *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base_url = f"http://{host}:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{base_url}/__mock/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                error = (
+                    process.stderr.read().decode() if process.stderr and process.poll() is not None else ""
+                )
+                raise RuntimeError(f"the mock gateway did not start: {error.strip()}")
+            time.sleep(0.05)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @contextlib.contextmanager

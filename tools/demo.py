@@ -6,8 +6,6 @@ downloading the images into a folder.
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,38 +26,10 @@ from boogu_image_client.types import Unset
 from PIL import Image
 from rich.console import Console
 
+from mock_gateway.testing import gateway_process
+
 console = Console()
 API_KEY = "test-key"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_gateway(port: int, speed: float) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "mock_gateway",
-        "--port",
-        str(port),
-        "--speed",
-        str(speed),
-        "--seed",
-        "7",
-    ]
-    process = subprocess.Popen(command)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/__mock/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("the mock gateway did not start")
 
 
 def wait(client: AuthenticatedClient, request_id: str, poll_seconds: float) -> RequestStatus:
@@ -106,10 +76,7 @@ def main() -> int:
         "--speed", type=float, default=10.0, help="mock speed-up (1 = real timing, 15 s a job)"
     )
     args = parser.parse_args()
-    port = free_port()
-    gateway = start_gateway(port, args.speed)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
+    with gateway_process("--speed", str(args.speed), "--seed", "7") as base_url:
         client = AuthenticatedClient(
             base_url=base_url,
             token=API_KEY,
@@ -152,9 +119,6 @@ def main() -> int:
             balance = http.get(f"{base_url}/__mock/keys/{API_KEY}").json()
         console.rule("done")
         console.print(f"{len(first) + len(second)} images in [cyan]{args.out}/[/cyan]; wallet: {balance}")
-    finally:
-        gateway.terminate()
-        gateway.wait(timeout=10)
     return 0
 
 

@@ -1,0 +1,56 @@
+"""Suite-wide contract audit: every API response any mock gateway gives in these tests must conform
+to openapi.yaml, and together the tests must produce every response openapi.yaml declares."""
+
+from __future__ import annotations
+
+import pytest
+
+from contract_tests.spec_helpers import declared_responses, response_problems
+from mock_gateway.testing import MockGateway
+
+PRODUCED: set[tuple[str, str]] = set()
+"""(operationId, status) of every API response seen by the audit in this session."""
+COVERAGE_TEST = "test_every_declared_response_is_produced"
+
+
+def audit(gateway: MockGateway) -> None:
+    """Check every journaled API answer of a gateway against the spec and note what was produced."""
+    problems: list[str] = []
+    for entry in gateway.backend.journal.entries():
+        operation_id, status = entry["operation_id"], entry["status"]
+        if operation_id is None or status == 0:  # not an API operation, or a dropped connection
+            continue
+        PRODUCED.add((operation_id, str(status)))
+        problems += response_problems(operation_id, status, entry["response"], entry["response_headers"])
+    assert not problems, "responses that break openapi.yaml:\n" + "\n".join(sorted(set(problems)))
+
+
+@pytest.fixture(autouse=True)
+def _audit_gateways(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every gateway a test stops is audited first (fixtures and `with MockGateway()` alike)."""
+    stop = MockGateway.stop
+
+    def audited_stop(self: MockGateway) -> None:
+        try:
+            audit(self)
+        finally:
+            stop(self)
+
+    monkeypatch.setattr(MockGateway, "stop", audited_stop)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """The coverage test runs last, after every test that produces responses."""
+    last = [item for item in items if item.name == COVERAGE_TEST]
+    items[:] = [item for item in items if item.name != COVERAGE_TEST] + last
+
+
+def missing_responses() -> list[str]:
+    return sorted(
+        f"{operation_id} {status}"
+        for operation_id, statuses in declared_responses().items()
+        for status in statuses
+        if (operation_id, status) not in PRODUCED
+    )

@@ -1,0 +1,40 @@
+"""Schemathesis against the in-process mock: every operation, positive and negative data, all checks,
+and stateful runs that follow the spec's links from submit to status. Settings: schemathesis.toml."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+import schemathesis
+
+from contract_tests import schemathesis_hooks  # noqa: F401 - registers the hooks
+from mock_gateway.config import MockConfig
+from mock_gateway.testing import MockGateway
+
+# A balance that valid data cannot exhaust, jobs that finish at once, and a journal that keeps every call.
+GATEWAY = MockGateway(
+    MockConfig().updated({"default_balance": 10**9, "speed": 1000, "journal_size": 100_000})
+)
+schema = schemathesis.openapi.from_asgi("/openapi.json", GATEWAY.app)
+MIN_CALLS_PER_OPERATION = 300
+
+
+@schema.parametrize()
+def test_api(case: schemathesis.Case[Any]) -> None:
+    case.call_and_validate()
+
+
+def test_stateful() -> None:
+    schema.as_state_machine().run()
+
+
+def test_every_operation_was_exercised_hundreds_of_times() -> None:
+    """Runs after the two above (pytest keeps file order): the runs meant something."""
+    calls = Counter(entry["operation_id"] for entry in GATEWAY.backend.journal.entries())
+    if not calls:
+        pytest.skip("counts the calls of the schemathesis tests in this file; run it with them")
+    for operation_id in GATEWAY.backend.contract.operations:
+        assert calls[operation_id] >= MIN_CALLS_PER_OPERATION, (operation_id, dict(calls))
+    GATEWAY.stop()
