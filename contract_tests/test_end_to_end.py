@@ -332,13 +332,13 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:
                 receiver.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 failing = len(receiver.bodies) <= receiver.failures
                 self.send_response(500 if failing else 204)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         return Handler
@@ -428,7 +428,8 @@ def test_the_references_example_requests_verbatim_reach_completed(gateway: MockG
         accepted = http.post(path[block], content=json.dumps(body, indent=2))
         assert accepted.status_code == 202
         request_id = accepted.json()["request_id"]
-        assert request_id.startswith(f"{body.get('image_url') and 'boogu-image-edit' or 'boogu-image'}_")
+        model = "boogu-image-edit" if block == "image_edit" else "boogu-image"
+        assert request_id.startswith(f"{model}_")
         gateway.advance(15)
         final = http.get(accepted.json()["polling_url"])
     assert final.json()["status"] == "COMPLETED"

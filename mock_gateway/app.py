@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -97,6 +98,7 @@ def _journal(
         body=getattr(request.state, "body", None),
         status=response.status_code if response is not None else 0,
         response=answer,
+        response_headers=dict(response.headers) if response is not None else {},
         operation_id=operation_id or getattr(request.state, "operation_id", None),
         request_id=request_id,
     )
@@ -121,10 +123,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is out of range")
+    return value
+
+
 def strict_json(data: bytes | bytearray) -> Any:
-    """Parse JSON as RFC 8259 defines it: Python's NaN, Infinity and -Infinity extensions are refused
-    (they would pass range checks and then break every JSON answer that echoes them)."""
-    return json.loads(data, parse_constant=_reject_constant)
+    """Parse JSON as RFC 8259 defines it: Python's NaN, Infinity and -Infinity extensions, and numbers
+    too large for a float (1e400), are refused. They would pass range checks (NaN) or settings (inf)
+    and then break every JSON answer that echoes them: the journal, the config."""
+    return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -240,7 +250,7 @@ def _decimal(value: Any, name: str) -> Decimal:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise GatewayError(400, "Validation Error", f"{name}: expected a number") from None
-    if not amount.is_finite() or amount < 0:
+    if not amount.is_finite() or amount < 0 or not math.isfinite(float(amount)):
         raise GatewayError(400, "Validation Error", f"{name}: must be a finite number >= 0")
     return amount
 
@@ -316,9 +326,11 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    headers = getattr(exc, "headers", None)  # Starlette's 405 carries the Allow header
     return JSONResponse(
         {"error": "Method Not Allowed", "message": f"{request.method} is not allowed on {request.url.path}"},
         status_code=405,
+        headers=headers,
     )
 
 

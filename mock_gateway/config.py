@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -59,13 +60,15 @@ class MockConfig:
             raise ConfigError("fault_rate + drop_rate: must not exceed 1")
         positive = ("speed", "job_ttl", "webhook_backoff")
         for name in positive:
-            if not getattr(self, name) > 0:  # also refuses NaN, which every comparison lets through
-                raise ConfigError(f"{name}: must be greater than 0")
+            # `0 < value < inf` also refuses NaN, which every comparison lets through, and infinity,
+            # which JSON (GET /__mock/config) cannot carry.
+            if not 0 < getattr(self, name) < math.inf:
+                raise ConfigError(f"{name}: must be a finite number greater than 0")
         for name in ("price_per_image", "default_balance"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must not be negative")
-        if not self.latency_seconds >= 0:
-            raise ConfigError("latency_seconds: must not be negative")
+        if not 0 <= self.latency_seconds < math.inf:
+            raise ConfigError("latency_seconds: must be a finite number >= 0")
         if self.max_body_bytes < 1024 or self.webhook_max_attempts < 1 or self.journal_size < 1:
             raise ConfigError("max_body_bytes, webhook_max_attempts, journal_size: too small")
 
@@ -101,7 +104,8 @@ def _convert(name: str, value: Any) -> Any:
             if isinstance(value, bool) or not isinstance(value, int | float | str):
                 raise ConfigError(f"{name}: expected a number")
             amount = Decimal(str(value))
-            if not amount.is_finite():  # NaN would raise on the range check, Infinity would pass it
+            # NaN would raise on the range check, Infinity would pass it, and 1e400 is inf as a float.
+            if not amount.is_finite() or not math.isfinite(float(amount)):
                 raise ConfigError(f"{name}: expected a finite number")
             return amount
         if name == "webhook_allowlist":
