@@ -3,6 +3,8 @@ to openapi.yaml, and together the tests must produce every response openapi.yaml
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from contract_tests.spec_helpers import declared_responses, response_problems
@@ -25,9 +27,9 @@ def audit(gateway: MockGateway) -> None:
     assert not problems, "responses that break openapi.yaml:\n" + "\n".join(sorted(set(problems)))
 
 
-@pytest.fixture(autouse=True)
-def _audit_gateways(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every gateway a test stops is audited first (fixtures and `with MockGateway()` alike)."""
+@pytest.fixture(autouse=True, scope="session")
+def _audit_gateways() -> Iterator[None]:
+    """Every gateway stopped in this session is audited first: fixtures of any scope, `with` blocks."""
     stop = MockGateway.stop
 
     def audited_stop(self: MockGateway) -> None:
@@ -36,7 +38,9 @@ def _audit_gateways(monkeypatch: pytest.MonkeyPatch) -> None:
         finally:
             stop(self)
 
-    monkeypatch.setattr(MockGateway, "stop", audited_stop)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MockGateway, "stop", audited_stop)
+        yield
 
 
 def pytest_collection_modifyitems(

@@ -91,7 +91,7 @@ def wallet(gateway: MockGateway, key: str = KEY) -> tuple[Decimal, Decimal]:
 
 
 def download(gateway: MockGateway, urls: list[str]) -> list[Image.Image]:
-    images = []
+    images: list[Image.Image] = []
     with gateway.http() as http:
         for url in urls:
             response = http.get(url)
@@ -102,7 +102,7 @@ def download(gateway: MockGateway, urls: list[str]) -> list[Image.Image]:
 
 
 def decode_data_uris(urls: list[str]) -> list[Image.Image]:
-    images = []
+    images: list[Image.Image] = []
     for url in urls:
         header, _, data = url.partition(",")
         assert header.startswith("data:image/") and header.endswith(";base64")

@@ -14,6 +14,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,13 +66,14 @@ def api(operation_id: str | None, handler: Handler) -> Callable[[Request], Await
         try:
             response = await handler(request, backend)
         except GatewayError as exc:
-            response = error_response(exc)
+            response = answer(request, exc.body(), exc.status, exc.headers)
         except DroppedConnection:
             _journal(request, backend, operation_id, None)
             raise
         except Exception:  # never crash: the client gets the documented 500 body
             logger.exception("unexpected error in %s %s", request.method, request.url.path)
-            response = error_response(internal_error())
+            error = internal_error()
+            response = answer(request, error.body(), error.status)
         _journal(request, backend, operation_id, response)
         backend.deliver_webhooks_soon()
         return response
@@ -83,25 +85,32 @@ def _journal(
     request: Request, backend: GatewayBackend, operation_id: str | None, response: Response | None
 ) -> None:
     """Record the call; status 0 and no response mean the connection was dropped."""
-    answer: Any = None
-    if isinstance(response, JSONResponse):
-        answer = json.loads(bytes(response.body))
+    state = request.state
+    answer = getattr(state, "answer", None)
     request_id = request.path_params.get("request_id")
     if request_id is None and isinstance(answer, dict):
         request_id = answer.get("request_id")
     backend.journal.record(
-        at=backend.now_iso(),
+        at=backend.clock.now(),
         method=request.method,
-        path=request.url.path,
-        query=request.url.query,
-        headers=dict(request.headers),
-        body=getattr(request.state, "body", None),
+        path=request.scope["path"],
+        query=request.scope["query_string"].decode("latin-1"),
+        headers=request.headers,
+        body=getattr(state, "body", None),
         status=response.status_code if response is not None else 0,
         response=answer,
-        response_headers=dict(response.headers) if response is not None else {},
-        operation_id=operation_id or getattr(request.state, "operation_id", None),
+        response_headers=response.headers if response is not None else {},
+        operation_id=operation_id or getattr(state, "operation_id", None),
         request_id=request_id,
     )
+
+
+def answer(
+    request: Request, payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON answer of the API, kept on the request so the journal needs not parse it back."""
+    request.state.answer = payload
+    return JSONResponse(payload, status_code=status, headers=headers)
 
 
 async def admit(request: Request, backend: GatewayBackend) -> ApiKey:
@@ -184,12 +193,12 @@ async def submit(request: Request, backend: GatewayBackend) -> Response:
     # Sync mode renders images before answering: keep that off the event loop.
     sync = isinstance(body, dict) and body.get("sync_mode") is True
     submission = await run_in_threadpool(call) if sync else call()
-    return JSONResponse(submission.body, status_code=submission.status_code)
+    return answer(request, submission.body, submission.status_code)
 
 
 async def status(request: Request, backend: GatewayBackend) -> Response:
     record = await admit(request, backend)
-    return JSONResponse(backend.status(record, request.path_params["request_id"]))
+    return answer(request, backend.status(record, request.path_params["request_id"]))
 
 
 async def media(request: Request, backend: GatewayBackend) -> Response:
@@ -319,6 +328,17 @@ async def openapi_json(request: Request) -> Response:
     return JSONResponse(load_spec())
 
 
+DOCS_HTML = Path(__file__).resolve().parent.parent / "build" / "docs" / "index.html"
+
+
+async def docs(request: Request) -> Response:
+    """The HTML reference that `make docs` builds from openapi.yaml (self-contained, works offline)."""
+    if not DOCS_HTML.is_file():
+        message = f"The HTML reference is not built: run `make docs` to write {DOCS_HTML}."
+        return JSONResponse({"error": "Not Found", "message": message}, status_code=404)
+    return FileResponse(DOCS_HTML, media_type="text/html; charset=utf-8")
+
+
 async def not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": "Not Found", "message": f"No route for {request.url.path}"}, status_code=404
@@ -412,6 +432,7 @@ def create_app(
         Route("/media/{request_id}/{name}", api(None, media), methods=["GET"]),
         Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
         Route("/__mock/health", admin(health), methods=["GET"]),
         Route("/__mock/reset", admin(reset), methods=["POST"]),
         Route("/__mock/config", admin(get_config), methods=["GET"]),

@@ -226,7 +226,7 @@ class GatewayBackend:
             raise GatewayError(
                 429,
                 "Too Many Requests",
-                f"Rate limit is exceeded. Try again in {seconds} seconds.",
+                f"Rate limit is exceeded. Try again in {seconds} second{'' if seconds == 1 else 's'}.",
                 headers={"Retry-After": str(seconds)},
             )
 
@@ -419,7 +419,8 @@ class GatewayBackend:
                 raise validation_error(problem)
             return data
         match = MEDIA_PATH.search(urlsplit(image_url).path)
-        if match is not None and self.jobs.get(match["request_id"]) is not None:
+        own = self.jobs.get(match["request_id"]) if match is not None else None
+        if match is not None and own is not None and image_url.startswith(f"{own.base_url}/media/"):
             try:
                 return self.media(match["request_id"], match["name"])[0]
             except GatewayError:
@@ -482,6 +483,9 @@ async def post_json(url: str, payload: dict[str, Any]) -> int:
 
     Redirects are not followed, so an allowed loopback target cannot bounce the POST elsewhere.
     """
-    async with httpx.AsyncClient(timeout=5.0, verify=_tls(), follow_redirects=False) as client:
+    # trust_env=False: a proxy from the environment must not carry loopback deliveries elsewhere.
+    async with httpx.AsyncClient(
+        timeout=5.0, verify=_tls(), follow_redirects=False, trust_env=False
+    ) as client:
         response = await client.post(url, json=payload, headers={"User-Agent": "boogu-mock-gateway"})
         return response.status_code

@@ -6,6 +6,7 @@ function of the clock: tests advance time instead of sleeping, and polling never
 
 from __future__ import annotations
 
+import functools
 import heapq
 import random
 import threading
@@ -90,13 +91,17 @@ class Job:
             for i in range(count)
         ]
 
+    @functools.cached_property
+    def _times(self) -> tuple[str, str, str]:
+        """created, started and finished as ISO strings, formatted once: status is the hot path."""
+        return iso_time(self.created_at), iso_time(self.started_at), iso_time(self.finished_at)
+
     def to_status(self, now: float, media_urls: list[str] | None = None) -> dict[str, Any]:
         """The RequestStatus object at `now`; `media_urls` replaces the hosted URLs (sync mode)."""
         status = self.status(now)
         finished = status in TERMINAL
-        updated = (
-            self.finished_at if finished else self.started_at if status == "PROCESSING" else self.created_at
-        )
+        created, started, completed = self._times
+        updated = completed if finished else started if status == "PROCESSING" else created
         output = None
         if status == "COMPLETED":
             output = {
@@ -109,9 +114,9 @@ class Job:
             "model_id": self.model_id,
             "error": self.error if finished else None,
             "output": output,
-            "created_at": iso_time(self.created_at),
-            "updated_at": iso_time(updated),
-            "completed_at": iso_time(self.finished_at) if finished else None,
+            "created_at": created,
+            "updated_at": updated,
+            "completed_at": completed if finished else None,
         }
 
 

@@ -1,4 +1,8 @@
-"""The request journal: what clients sent and got, for tests to assert on; API keys never stored."""
+"""The request journal: what clients sent and got, for tests to assert on; API keys never shown.
+
+Recording is on every request's path, so it only keeps references; redaction, trimming and
+formatting happen when someone reads the journal.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import itertools
 import threading
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
+
+from .jobs import iso_time
 
 REDACTED = "[redacted]"
 SECRET_HEADERS = frozenset({"ocp-apim-subscription-key", "authorization", "cookie"})
@@ -19,7 +25,7 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def summarize_body(body: Any) -> Any:
-    """Keep JSON bodies as sent, but cut long strings (data URIs) so the journal stays small."""
+    """Keep JSON bodies as sent, but cut long strings (data URIs) so the journal stays readable."""
     if isinstance(body, str) and len(body) > MAX_BODY_CHARS:
         return f"{body[:MAX_BODY_CHARS]}…({len(body)} characters)"
     if isinstance(body, dict):
@@ -29,20 +35,37 @@ def summarize_body(body: Any) -> Any:
     return body
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JournalEntry:
     id: int
-    at: str
+    at: float
     method: str
     path: str
     query: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: Any
     status: int
+    """0 when the connection was dropped on purpose."""
     response: Any
-    response_headers: dict[str, str]
+    response_headers: Mapping[str, str]
     operation_id: str | None
     request_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": iso_time(self.at),
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": redact_headers(self.headers),
+            "body": summarize_body(self.body),
+            "status": self.status,
+            "response": summarize_body(self.response),
+            "response_headers": dict(self.response_headers),
+            "operation_id": self.operation_id,
+            "request_id": self.request_id,
+        }
 
 
 class Journal:
@@ -56,7 +79,7 @@ class Journal:
     def record(
         self,
         *,
-        at: str,
+        at: float,
         method: str,
         path: str,
         query: str,
@@ -71,24 +94,25 @@ class Journal:
         with self._lock:
             self._entries.append(
                 JournalEntry(
-                    id=next(self._ids),
-                    at=at,
-                    method=method,
-                    path=path,
-                    query=query,
-                    headers=redact_headers(headers),
-                    body=summarize_body(body),
-                    status=status,
-                    response=summarize_body(response),
-                    response_headers=dict(response_headers),
-                    operation_id=operation_id,
-                    request_id=request_id,
+                    next(self._ids),
+                    at,
+                    method,
+                    path,
+                    query,
+                    headers,
+                    body,
+                    status,
+                    response,
+                    response_headers,
+                    operation_id,
+                    request_id,
                 )
             )
 
     def entries(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [asdict(entry) for entry in self._entries]
+            entries = list(self._entries)
+        return [entry.to_dict() for entry in entries]
 
     def resize(self, size: int) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ overspend, and settles the hold once the outcome is known: capture when charged,
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -13,6 +14,8 @@ from mock_gateway.clock import Clock
 EntryKind = Literal["credit", "hold", "capture", "release"]
 
 _ZERO = Decimal(0)
+LEDGER_SIZE = 100_000
+"""Ledger entries (and settled references) kept: a long-running mock must not grow without bound."""
 
 
 class InsufficientBalance(Exception):
@@ -39,9 +42,10 @@ class Wallet:
         self._lock = threading.Lock()
         self._balances: dict[str, Decimal] = {}
         self._holds: dict[str, tuple[str, Decimal]] = {}  # reference -> (key, amount), until settled
-        self._references: set[str] = set()  # every hold reference ever used, settled or not
+        # References settled lately, so one cannot be held twice; bounded like the ledger itself.
+        self._settled: OrderedDict[str, None] = OrderedDict()
         self._charged: dict[str, Decimal] = {}
-        self._entries: list[LedgerEntry] = []
+        self._entries: deque[LedgerEntry] = deque(maxlen=LEDGER_SIZE)
 
     def set_balance(self, key: str, amount: Decimal) -> None:
         _check_amount(amount)
@@ -61,12 +65,11 @@ class Wallet:
     def hold(self, key: str, amount: Decimal, reference: str) -> None:
         _check_amount(amount)
         with self._lock:
-            if reference in self._references:
+            if reference in self._holds or reference in self._settled:
                 raise ValueError(f"hold reference {reference!r} was already used")
             balance = self._balances.get(key, _ZERO)
             if balance < amount:
                 raise InsufficientBalance(f"balance {balance} does not cover {amount}")
-            self._references.add(reference)
             self._holds[reference] = (key, amount)
             if amount:  # a free request must not open an account for a key that has none
                 self._balances[key] = balance - amount
@@ -75,7 +78,7 @@ class Wallet:
     def capture(self, reference: str) -> bool:
         """Returns False when there is nothing left to settle, so callers may settle more than once."""
         with self._lock:
-            hold = self._holds.pop(reference, None)
+            hold = self._take_hold(reference)
             if hold is None:
                 return False
             key, amount = hold
@@ -86,7 +89,7 @@ class Wallet:
     def release(self, reference: str) -> bool:
         """Returns False when there is nothing left to settle, so callers may settle more than once."""
         with self._lock:
-            hold = self._holds.pop(reference, None)
+            hold = self._take_hold(reference)
             if hold is None:
                 return False
             key, amount = hold
@@ -94,6 +97,15 @@ class Wallet:
                 self._balances[key] += amount
             self._record(key, reference, "release", amount)
             return True
+
+    def _take_hold(self, reference: str) -> tuple[str, Decimal] | None:
+        """Remove an open hold (under the lock) and remember its reference as settled."""
+        hold = self._holds.pop(reference, None)
+        if hold is not None:
+            self._settled[reference] = None
+            if len(self._settled) > LEDGER_SIZE:
+                self._settled.popitem(last=False)
+        return hold
 
     def charged(self, key: str) -> Decimal:
         with self._lock:
@@ -111,7 +123,7 @@ class Wallet:
         with self._lock:
             self._balances.clear()
             self._holds.clear()
-            self._references.clear()
+            self._settled.clear()
             self._charged.clear()
             self._entries.clear()
 

@@ -90,6 +90,10 @@ def test_every_preset_renders_at_its_size_and_format(preset: str, output_format:
     assert image.mode == "RGB"
 
 
+def test_integral_floats_count_as_integers_as_in_json_schema() -> None:
+    assert media.image_dimensions({"width": 531.0, "height": 10}) == (531, 10)
+
+
 @pytest.mark.parametrize(
     ("width", "height"), [(1280, 720), (1, 1), (1, 4096), (4096, 1), (333, 777), (4096, 4096)]
 )
@@ -111,7 +115,7 @@ def test_custom_sizes_render_exactly(width: int, height: int) -> None:
         {"width": 10, "height": 4097},
         {"width": 10},
         {"width": True, "height": 10},
-        {"width": 10.0, "height": 10},
+        {"width": 10.5, "height": 10},
     ],
 )
 def test_invalid_image_sizes_are_rejected(image_size: Any) -> None:
