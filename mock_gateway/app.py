@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -105,12 +106,19 @@ def _journal(
     )
 
 
+class ApiResponse(JSONResponse):
+    """JSON rendered by orjson: the API's answers are the mock's hot path."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def answer(
     request: Request, payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     """A JSON answer of the API, kept on the request so the journal needs not parse it back."""
     request.state.answer = payload
-    return JSONResponse(payload, status_code=status, headers=headers)
+    return ApiResponse(payload, status_code=status, headers=headers)
 
 
 async def admit(request: Request, backend: GatewayBackend) -> ApiKey:
@@ -170,7 +178,13 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The gateway's own URL as the client reached it (for polling_url and media_url)."""
+    scope = request.scope
+    host = request.headers.get("host")
+    if not host:
+        server_host, port = scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server_host}:{port}"
+    return f"{scope['scheme']}://{host}{scope.get('root_path', '')}"
 
 
 async def submit(request: Request, backend: GatewayBackend) -> Response:
@@ -429,6 +443,7 @@ def create_app(
 
     routes = [
         Route("/v2/requests/status/{request_id}", api("get_request_status", status), methods=["GET"]),
+        Route("/{model}/v1/{name}", api(None, submit), methods=["POST"]),
         Route("/media/{request_id}/{name}", api(None, media), methods=["GET"]),
         Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
@@ -442,7 +457,6 @@ def create_app(
         Route("/__mock/requests", admin(list_requests), methods=["GET"]),
         Route("/__mock/webhooks", admin(list_webhooks), methods=["GET"]),
         Route("/__mock/clock/advance", admin(advance_clock), methods=["POST"]),
-        Route("/{model}/v1/{name}", api(None, submit), methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
