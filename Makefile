@@ -41,8 +41,8 @@ lint-spec: setup
 	$(PY) tools/lint_spec.py
 
 test: setup check-generated lint ## everything: drift check, lint, all test suites
-	$(PY) tools/run_pytest.py
 	$(PY) tools/schemathesis_cli.py
+	$(PY) tools/run_pytest.py
 
 test-contract: setup ## only the contract suite
 	$(PY) tools/run_pytest.py contract_tests
