@@ -10,7 +10,8 @@ export PATH := $(BIN):$(NODE_BIN):$(PATH)
 export NO_PROXY := 127.0.0.1,localhost,$(NO_PROXY)
 export no_proxy := 127.0.0.1,localhost,$(no_proxy)
 
-.PHONY: setup generate check-generated lint lint-python lint-spec test test-contract demo mock bench clean
+.PHONY: setup generate check-generated lint lint-python lint-spec spec-diff docs clients chromium test test-contract
+.PHONY: test-ts demo mock bench clean
 
 setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
 
@@ -30,7 +31,7 @@ generate: setup ## regenerate generated/ from openapi.yaml
 check-generated: setup ## fail when generated/ is out of date with openapi.yaml
 	$(PY) tools/generate_client.py --check
 
-lint: lint-python lint-spec ## ruff, mypy, and the three spec linters
+lint: lint-python lint-spec spec-diff ## ruff, mypy, the three spec linters, the breaking-change check
 
 lint-python: setup
 	ruff check .
@@ -40,12 +41,28 @@ lint-python: setup
 lint-spec: setup
 	$(PY) tools/lint_spec.py
 
-test: setup check-generated lint ## everything: drift check, lint, all test suites
+spec-diff: setup ## breaking changes in openapi.yaml since its last change (or since BASE=<git revision>)
+	$(PY) tools/spec_diff.py $(if $(BASE),--base $(BASE))
+
+docs: setup ## the offline HTML reference of openapi.yaml: build/docs/index.html, served by the mock at /docs
+	npm run --silent docs
+
+clients: setup ## the TypeScript client generated from openapi.yaml and compiled: build/clients/typescript/
+	npm run --silent clients
+
+chromium: ## Debian's chromium for the docs test, installed when missing (needs root or sudo)
+	bash tools/install_chromium.sh
+
+test: setup check-generated lint docs clients chromium ## everything: drift check, lint, all test suites
 	$(PY) tools/schemathesis_cli.py
+	$(PY) tools/ts_smoke.py --no-build
 	$(PY) tools/run_pytest.py
 
 test-contract: setup ## only the contract suite
 	$(PY) tools/run_pytest.py contract_tests
+
+test-ts: clients ## only the TypeScript client's smoke test against the mock gateway
+	$(PY) tools/ts_smoke.py --no-build
 
 demo: setup ## start the mock gateway and drive a real generation end to end
 	$(PY) tools/demo.py --out images
