@@ -12,7 +12,9 @@ import functools
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -56,74 +58,102 @@ def error_response(error: GatewayError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
+class ApiResponse(Response):
+    """JSON by orjson, headers built directly: the API's answers are the mock's hot path."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.status_code = status_code
+        self.body = orjson.dumps(content)
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(self.body)),
+        ]
+        for name, value in (headers or {}).items():
+            self.raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+
+
+@dataclass(slots=True)
+class Call:
+    """One API request on its way through, and what the journal records once it is answered."""
+
+    request: Request
+    backend: GatewayBackend
+    operation_id: str | None
+    body: Any = None
+    answer: Any = None
+    _headers: dict[str, str] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The request's headers, decoded once (Starlette's `Headers` scans the list on every lookup)."""
+        if self._headers is None:
+            raw = self.request.scope["headers"]
+            self._headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+        return self._headers
+
+    def respond(self, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+        self.answer = payload
+        return ApiResponse(payload, status, headers)
+
+    def journal(self, response: Response | None) -> None:
+        """Record the call; status 0 and no response mean the connection was dropped."""
+        request = self.request
+        request_id = request.path_params.get("request_id")
+        if request_id is None and isinstance(self.answer, dict):
+            request_id = self.answer.get("request_id")
+        self.backend.journal.record(
+            at=self.backend.clock.now(),
+            method=request.method,
+            path=request.scope["path"],
+            query=request.scope["query_string"].decode("latin-1"),
+            headers=request.scope["headers"],
+            body=self.body,
+            status=response.status_code if response is not None else 0,
+            response=self.answer,
+            response_headers=response.raw_headers if response is not None else [],
+            operation_id=self.operation_id,
+            request_id=request_id,
+        )
+
+
+ApiHandler = Callable[[Call], Awaitable[Response]]
 Handler = Callable[[Request, GatewayBackend], Awaitable[Response]]
 
 
-def api(operation_id: str | None, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def api(
+    backend: GatewayBackend, operation_id: str | None, handler: ApiHandler
+) -> Callable[[Request], Awaitable[Response]]:
     """Wrap an API route: gateway errors become their answers, the rest a 500; all is journaled."""
 
     async def endpoint(request: Request) -> Response:
-        backend: GatewayBackend = request.app.state.backend
+        call = Call(request, backend, operation_id)
         try:
-            response = await handler(request, backend)
+            response = await handler(call)
         except GatewayError as exc:
-            response = answer(request, exc.body(), exc.status, exc.headers)
+            response = call.respond(exc.body(), exc.status, exc.headers)
         except DroppedConnection:
-            _journal(request, backend, operation_id, None)
+            call.journal(None)
             raise
         except Exception:  # never crash: the client gets the documented 500 body
             logger.exception("unexpected error in %s %s", request.method, request.url.path)
             error = internal_error()
-            response = answer(request, error.body(), error.status)
-        _journal(request, backend, operation_id, response)
+            response = call.respond(error.body(), error.status)
+        call.journal(response)
         backend.deliver_webhooks_soon()
         return response
 
     return endpoint
 
 
-def _journal(
-    request: Request, backend: GatewayBackend, operation_id: str | None, response: Response | None
-) -> None:
-    """Record the call; status 0 and no response mean the connection was dropped."""
-    state = request.state
-    answer = getattr(state, "answer", None)
-    request_id = request.path_params.get("request_id")
-    if request_id is None and isinstance(answer, dict):
-        request_id = answer.get("request_id")
-    backend.journal.record(
-        at=backend.clock.now(),
-        method=request.method,
-        path=request.scope["path"],
-        query=request.scope["query_string"].decode("latin-1"),
-        headers=request.headers,
-        body=getattr(state, "body", None),
-        status=response.status_code if response is not None else 0,
-        response=answer,
-        response_headers=response.headers if response is not None else {},
-        operation_id=operation_id or getattr(state, "operation_id", None),
-        request_id=request_id,
-    )
-
-
-class ApiResponse(JSONResponse):
-    """JSON rendered by orjson: the API's answers are the mock's hot path."""
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
-def answer(
-    request: Request, payload: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    """A JSON answer of the API, kept on the request so the journal needs not parse it back."""
-    request.state.answer = payload
-    return ApiResponse(payload, status_code=status, headers=headers)
-
-
-async def admit(request: Request, backend: GatewayBackend) -> ApiKey:
+async def admit(call: Call) -> ApiKey:
     """Auth, rate limit, then the configured faults: the gateway's checks before any work."""
-    record = backend.authenticate(request.headers.get(KEY_HEADER))
+    backend = call.backend
+    record = backend.authenticate(call.headers.get(KEY_HEADER))
     backend.throttle(record.key)
     delay = backend.draw_latency()
     if delay:
@@ -147,21 +177,32 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_LONG_INTEGER = re.compile(rb"\d{19}")
+
+
 def strict_json(data: bytes | bytearray) -> Any:
     """Parse JSON as RFC 8259 defines it: Python's NaN, Infinity and -Infinity extensions, and numbers
     too large for a float (1e400), are refused. They would pass range checks (NaN) or settings (inf)
-    and then break every JSON answer that echoes them: the journal, the config."""
+    and then break every JSON answer that echoes them: the journal, the config.
+
+    orjson is the fast path (it refuses all of those too); the standard library decides whatever
+    orjson will not parse, and any integer of 19 digits or more, which orjson would turn into a float.
+    """
+    if not _LONG_INTEGER.search(data):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(data)
     return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    content_type = request.headers.get("content-type", "")
+async def read_json(call: Call) -> Any:
+    request, limit = call.request, call.backend.config.max_body_bytes
+    content_type = call.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         shown = repr(content_type) if content_type else "none"
         raise GatewayError(
             415, "Unsupported Media Type", f"Content-Type must be application/json, got {shown}."
         )
-    declared = request.headers.get("content-length", "")
+    declared = call.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise GatewayError(413, "Payload Too Large", f"The request body is larger than {limit} bytes.")
     chunks = bytearray()
@@ -173,52 +214,52 @@ async def read_json(request: Request, limit: int) -> Any:
         body = strict_json(chunks)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN or Infinity
         raise GatewayError(400, "Invalid JSON", f"The request body is not valid JSON: {exc}.") from None
-    request.state.body = body
+    call.body = body
     return body
 
 
-def base_url(request: Request) -> str:
+def base_url(call: Call) -> str:
     """The gateway's own URL as the client reached it (for polling_url and media_url)."""
-    scope = request.scope
-    host = request.headers.get("host")
+    scope = call.request.scope
+    host = call.headers.get("host")
     if not host:
         server_host, port = scope.get("server") or ("127.0.0.1", 80)
         host = f"{server_host}:{port}"
     return f"{scope['scheme']}://{host}{scope.get('root_path', '')}"
 
 
-async def submit(request: Request, backend: GatewayBackend) -> Response:
+async def submit(call: Call) -> Response:
+    request, backend = call.request, call.backend
     model_id = request.path_params["model"]
     if request.path_params["name"] != f"{model_id}-request":
         raise GatewayError(404, "Not Found", f"No route for {request.url.path}")
-    request.state.operation_id = backend.models.get(model_id)
-    record = await admit(request, backend)
+    call.operation_id = backend.models.get(model_id)
+    record = await admit(call)
     backend.operation_for(model_id, record)
-    body = await read_json(request, backend.config.max_body_bytes)
-    call = functools.partial(
+    body = await read_json(call)
+    submit = functools.partial(
         backend.submit,
         record,
         model_id,
         body,
-        base_url=base_url(request),
-        webhook_url=request.headers.get("x-webhook-url"),
-        outcome=request.headers.get(OUTCOME_HEADER),
+        base_url=base_url(call),
+        webhook_url=call.headers.get("x-webhook-url"),
+        outcome=call.headers.get(OUTCOME_HEADER.lower()),
     )
     # Sync mode renders images before answering: keep that off the event loop.
     sync = isinstance(body, dict) and body.get("sync_mode") is True
-    submission = await run_in_threadpool(call) if sync else call()
-    return answer(request, submission.body, submission.status_code)
+    submission = await run_in_threadpool(submit) if sync else submit()
+    return call.respond(submission.body, submission.status_code)
 
 
-async def status(request: Request, backend: GatewayBackend) -> Response:
-    record = await admit(request, backend)
-    return answer(request, backend.status(record, request.path_params["request_id"]))
+async def status(call: Call) -> Response:
+    record = await admit(call)
+    return call.respond(call.backend.status(record, call.request.path_params["request_id"]))
 
 
-async def media(request: Request, backend: GatewayBackend) -> Response:
-    image, media_type = await run_in_threadpool(
-        backend.media, request.path_params["request_id"], request.path_params["name"]
-    )
+async def media(call: Call) -> Response:
+    params = call.request.path_params
+    image, media_type = await run_in_threadpool(call.backend.media, params["request_id"], params["name"])
     return Response(
         image, media_type=media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"}
     )
@@ -442,9 +483,11 @@ def create_app(
                 await task
 
     routes = [
-        Route("/v2/requests/status/{request_id}", api("get_request_status", status), methods=["GET"]),
-        Route("/{model}/v1/{name}", api(None, submit), methods=["POST"]),
-        Route("/media/{request_id}/{name}", api(None, media), methods=["GET"]),
+        Route(
+            "/v2/requests/status/{request_id}", api(backend, "get_request_status", status), methods=["GET"]
+        ),
+        Route("/{model}/v1/{name}", api(backend, None, submit), methods=["POST"]),
+        Route("/media/{request_id}/{name}", api(backend, None, media), methods=["GET"]),
         Route("/openapi.yaml", openapi_yaml, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),

@@ -84,12 +84,16 @@ class Job:
     def num_images(self) -> int:
         return int(self.params["num_images"])
 
-    def media_urls(self) -> list[str]:
+    @functools.cached_property
+    def _hosted_media_urls(self) -> tuple[str, ...]:
         count = self.num_images
-        return [
+        return tuple(
             f"{self.base_url}/media/{self.request_id}/{media_filename(i, count, self.output_format)}"
             for i in range(count)
-        ]
+        )
+
+    def media_urls(self) -> list[str]:
+        return list(self._hosted_media_urls)
 
     @functools.cached_property
     def _times(self) -> tuple[str, str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,14 @@ from .jobs import iso_time
 REDACTED = "[redacted]"
 SECRET_HEADERS = frozenset({"ocp-apim-subscription-key", "authorization", "cookie"})
 MAX_BODY_CHARS = 4096
+
+
+RawHeaders = Sequence[tuple[bytes, bytes]]
+"""Headers as ASGI carries them; decoded only when the journal is read."""
+
+
+def decode_headers(headers: RawHeaders) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -42,12 +50,12 @@ class JournalEntry:
     method: str
     path: str
     query: str
-    headers: Mapping[str, str]
+    headers: RawHeaders
     body: Any
     status: int
     """0 when the connection was dropped on purpose."""
     response: Any
-    response_headers: Mapping[str, str]
+    response_headers: RawHeaders
     operation_id: str | None
     request_id: str | None
 
@@ -58,11 +66,11 @@ class JournalEntry:
             "method": self.method,
             "path": self.path,
             "query": self.query,
-            "headers": redact_headers(self.headers),
+            "headers": redact_headers(decode_headers(self.headers)),
             "body": summarize_body(self.body),
             "status": self.status,
             "response": summarize_body(self.response),
-            "response_headers": dict(self.response_headers),
+            "response_headers": decode_headers(self.response_headers),
             "operation_id": self.operation_id,
             "request_id": self.request_id,
         }
@@ -83,11 +91,11 @@ class Journal:
         method: str,
         path: str,
         query: str,
-        headers: Mapping[str, str],
+        headers: RawHeaders,
         body: Any,
         status: int,
         response: Any,
-        response_headers: Mapping[str, str],
+        response_headers: RawHeaders,
         operation_id: str | None,
         request_id: str | None,
     ) -> None:
