@@ -11,7 +11,7 @@ export NO_PROXY := 127.0.0.1,localhost,$(NO_PROXY)
 export no_proxy := 127.0.0.1,localhost,$(no_proxy)
 
 .PHONY: setup generate check-generated lint lint-python lint-spec spec-diff docs clients chromium test test-contract
-.PHONY: test-ts demo mock bench clean
+.PHONY: test-ts test-client demo mock bench bench-client clean
 
 setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
 
@@ -61,6 +61,9 @@ test: setup check-generated lint docs clients chromium ## everything: drift chec
 test-contract: setup ## only the contract suite
 	$(PY) tools/run_pytest.py contract_tests
 
+test-client: setup ## only the client suite (~30 s)
+	$(PY) tools/run_pytest.py contract_tests/client
+
 test-ts: clients ## only the TypeScript client's smoke test against the mock gateway
 	$(PY) tools/ts_smoke.py --no-build
 
@@ -72,6 +75,9 @@ mock: setup ## serve the mock gateway on http://127.0.0.1:8080
 
 bench: setup ## requests per second: mock vs bare Starlette vs Prism
 	$(PY) tools/bench_mock.py
+
+bench-client: setup ## how fast `boogu wait` notices a finished job, vs fixed 5/10 s polling (~25 s)
+	$(PY) tools/bench_polling.py
 
 clean:
 	rm -rf $(VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache images

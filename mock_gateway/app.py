@@ -24,7 +24,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -139,6 +139,9 @@ def api(
         except DroppedConnection:
             call.journal(None)
             raise
+        except ClientDisconnect:  # the client gave up (a timeout) before its body arrived: nothing done
+            call.journal(None)
+            return Response(status_code=499)
         except Exception:  # never crash: the client gets the documented 500 body
             logger.exception("unexpected error in %s %s", request.method, request.url.path)
             error = internal_error()

@@ -1,0 +1,623 @@
+"""What the client does, written once for the sync and the async client.
+
+Each operation is a generator that yields effects — an API call, a sleep, a download into a file —
+and is sent each effect's outcome, or has the transport error thrown in. `Boogu` performs effects
+with `httpx.Client` and `time.sleep`, `AsyncBoogu` with `httpx.AsyncClient` and `asyncio.sleep`;
+retries, rate limiting, polling, deadlines, errors and results live here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Generic, TypeVar
+
+import httpx
+from boogu_image_client.api.image_edit import submit_image_edit
+from boogu_image_client.api.status import get_request_status
+from boogu_image_client.api.text_to_image import submit_text_to_image
+from boogu_image_client.models import ImageEditRequest, QueuedRequest, TextToImageRequest
+from boogu_image_client.types import Response, Unset
+
+from ._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    DownloadError,
+    RateLimitError,
+    WaitTimeoutError,
+    connection_error,
+    job_error,
+    status_error,
+)
+from ._http import NotGiven, TimeoutArg, as_timeout, capped
+from ._media import SNIFF_BYTES, check_image, decode_data_uri, extension_for
+from ._models import JobStatus, Result, Submission
+from ._polling import DEFAULT_UNITS, PaceModel, PollPolicy, next_poll_at
+from ._retry import RetryPolicy, backoff_delay, decide, parse_retry_after, request_was_sent
+from ._throttle import Throttle
+
+logger = logging.getLogger("boogu")
+T = TypeVar("T")
+
+DEADLINE_GRACE = 1.0
+"""A poll started just before a wait's deadline may take this long past it, rather than failing at once."""
+SYNC_MODE_SLACK = 10.0
+"""Extra read time for a sync-mode submit, whose answer waits for the images."""
+
+
+# Effects ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """Call a generated `*_detailed` function (sync or asyncio flavour) with this timeout."""
+
+    operation: str
+    sync: Callable[..., Response[Any]]
+    asyncio: Callable[..., Awaitable[Response[Any]]]
+    kwargs: Mapping[str, Any]
+    timeout: httpx.Timeout
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Stream `url` into the file `path`, without the API key."""
+
+    url: str
+    path: Path
+    timeout: httpx.Timeout
+
+
+Effect = ApiCall | Sleep | Fetch
+Flow = Generator[Effect, Any, T]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """An API answer: the generated client's parse, or None where it refused the body."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+    parsed: Any
+
+    @classmethod
+    def of(cls, response: Response[Any] | httpx.Response) -> Exchange:
+        parsed = response.parsed if isinstance(response, Response) else None
+        return cls(int(response.status_code), response.headers, response.content, parsed)
+
+
+GENERATED_PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
+"""What the generated parsers raise on a body they do not expect (an unknown enum value, non-JSON)."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status_code: int
+    headers: Mapping[str, str]
+    size: int
+    """Bytes written to the file."""
+    head: bytes
+    """The file's first bytes (its magic number), or the start of an error body."""
+
+
+class Sink:
+    """Writes a streamed body to a file, keeping what the checks need; shared by both clients."""
+
+    def __init__(self, path: Path) -> None:
+        self._file: IO[bytes] = path.open("wb")
+        self._size = 0
+        self._head = b""
+
+    def write(self, chunk: bytes) -> None:
+        if len(self._head) < SNIFF_BYTES:
+            self._head += chunk[: SNIFF_BYTES - len(self._head)]
+        self._file.write(chunk)
+        self._size += len(chunk)
+
+    def fetched(self, response: httpx.Response) -> Fetched:
+        return Fetched(200, response.headers, self._size, self._head)
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._file.close()
+
+
+def refused(response: httpx.Response, body: bytes) -> Fetched:
+    """A download answered with something other than 200."""
+    return Fetched(response.status_code, response.headers, 0, body[:200])
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    value: T
+
+
+def step(flow: Flow[T], outcome: Any, failure: httpx.RequestError | None) -> Effect | Done[T]:
+    """Resume `flow` with an effect's outcome (or its transport error): its next effect, or its result."""
+    try:
+        return flow.throw(failure) if failure is not None else flow.send(outcome)
+    except StopIteration as stop:
+        return Done(stop.value)
+
+
+# The engine ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where the client reads clocks and randomness; tests pass fakes so that nothing really sleeps."""
+
+    wall: Callable[[], float] = time.time
+    """Unix seconds, compared with the gateway's timestamps."""
+    monotonic: Callable[[], float] = time.monotonic
+    """For deadlines and spacing calls."""
+    random: Callable[[], float] = random.random
+    """Draws the jitter of retry delays."""
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """Passed to `on_retry` before each retry, so a slow call can say why it is slow."""
+
+    operation: str
+    attempt: int
+    """The attempt about to be made: 2 for the first retry."""
+    max_attempts: int
+    delay: float
+    reason: str
+    request_id: str | None = None
+
+
+StatusCallback = Callable[[JobStatus], object]
+RetryCallback = Callable[[RetryEvent], object]
+
+
+@dataclass
+class Tally:
+    calls: int = 0
+
+
+SubmitRequest = TextToImageRequest | ImageEditRequest
+
+
+def job_units(request: SubmitRequest) -> int:
+    """Inference steps × images: what the job's duration is proportional to."""
+    steps = 30 if isinstance(request.num_inference_steps, Unset) else request.num_inference_steps
+    images = 1 if isinstance(request.num_images, Unset) else request.num_images
+    return steps * images
+
+
+def safe_stem(name: str) -> str:
+    """A file name stem from a request id or a batch key: no separators, no leading dots."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "image"
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        timeout: httpx.Timeout,
+        wait_timeout: float | None,
+        retry: RetryPolicy,
+        poll: PollPolicy,
+        throttle: Throttle,
+        runtime: Runtime,
+        on_retry: RetryCallback | None,
+        pace: PaceModel,
+    ) -> None:
+        self.timeout = timeout
+        self.wait_timeout = wait_timeout
+        self.retry = retry
+        self.poll = poll
+        self.throttle = throttle
+        self.runtime = runtime
+        self.on_retry = on_retry
+        self.pace = pace
+
+    def resolve(self, timeout: TimeoutArg) -> httpx.Timeout:
+        return self.timeout if isinstance(timeout, NotGiven) else as_timeout(timeout)
+
+    # One call, with retries ------------------------------------------------------------------
+
+    def send(
+        self,
+        call: ApiCall,
+        *,
+        idempotent: bool,
+        request_id: str | None = None,
+        deadline: float | None = None,
+        tally: Tally | None = None,
+    ) -> Flow[Exchange]:
+        """Make `call`, retrying as `decide` allows; returns any HTTP answer, raises on transport errors."""
+        clock = self.runtime
+        retries = 0
+        while True:
+            pause = self.throttle.reserve(clock.monotonic())
+            if pause > 0:
+                yield Sleep(pause)
+            left = None if deadline is None else deadline - clock.monotonic()
+            exchange: Exchange | None = None
+            error: httpx.RequestError | None = None
+            try:
+                exchange = yield replace(call, timeout=capped(call.timeout, left))
+            except httpx.RequestError as exc:
+                error = exc
+            if tally is not None:
+                tally.calls += 1
+            retry_after = None
+            if exchange is not None:
+                retry_after = parse_retry_after(exchange.headers, clock.wall())
+                if exchange.status_code == 429 and retry_after is not None:
+                    self.throttle.pause_until(clock.monotonic() + retry_after)
+            decision = decide(
+                idempotent=idempotent,
+                retries_done=retries,
+                policy=self.retry,
+                rand=clock.random(),
+                status_code=exchange.status_code if exchange is not None else None,
+                retry_after=retry_after,
+                error=error,
+                time_left=None if deadline is None else deadline - clock.monotonic(),
+            )
+            if not decision.retry:
+                if error is not None:
+                    raise connection_error(
+                        error, operation=call.operation, request_sent=request_was_sent(error)
+                    ) from error
+                assert exchange is not None
+                return exchange
+            retries += 1
+            self._report(
+                RetryEvent(
+                    call.operation,
+                    retries + 1,
+                    self.retry.max_retries + 1,
+                    decision.delay,
+                    decision.reason,
+                    request_id,
+                )
+            )
+            yield Sleep(decision.delay)
+
+    def _report(self, event: RetryEvent) -> None:
+        logger.info(
+            "retrying %s%s in %.2f s (attempt %d of %d): %s",
+            event.operation,
+            f" {event.request_id}" if event.request_id else "",
+            event.delay,
+            event.attempt,
+            event.max_attempts,
+            event.reason,
+        )
+        if self.on_retry is not None:
+            self.on_retry(event)
+
+    # Operations ------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        request: SubmitRequest,
+        *,
+        webhook_url: str | None,
+        timeout: TimeoutArg,
+        expected_seconds: float | None,
+    ) -> Flow[Submission]:
+        edit = isinstance(request, ImageEditRequest)
+        endpoint = submit_image_edit if edit else submit_text_to_image
+        kwargs: dict[str, Any] = {"body": request}
+        if webhook_url is not None:
+            kwargs["x_webhook_url"] = webhook_url
+        units = job_units(request)
+        call_timeout = self.resolve(timeout)
+        if request.sync_mode is True and isinstance(timeout, NotGiven) and call_timeout.read is not None:
+            # The answer waits for the images; timing out would leave an accepted, charged job unknown.
+            needed = 2 * (expected_seconds or self.pace.expected(units)) + SYNC_MODE_SLACK
+            call_timeout = httpx.Timeout(
+                connect=call_timeout.connect,
+                read=max(call_timeout.read, needed),
+                write=call_timeout.write,
+                pool=call_timeout.pool,
+            )
+        operation = "submit_image_edit" if edit else "submit_text_to_image"
+        sent_at = self.runtime.wall()
+        call = ApiCall(operation, endpoint.sync_detailed, endpoint.asyncio_detailed, kwargs, call_timeout)
+        exchange = yield from self.send(call, idempotent=False)
+        if not 200 <= exchange.status_code < 300:
+            raise status_error(
+                exchange.status_code,
+                exchange.headers,
+                exchange.content,
+                request_id=None,
+                retry_after=parse_retry_after(exchange.headers, self.runtime.wall()),
+            )
+        submission = Submission(
+            request_id="", submitted_at=sent_at, units=units, expected_seconds=expected_seconds
+        )
+        if isinstance(exchange.parsed, QueuedRequest):
+            return replace(
+                submission, request_id=exchange.parsed.request_id, polling_url=exchange.parsed.polling_url
+            )
+        body = _json(exchange)
+        if exchange.status_code == 200 and isinstance(body, dict) and "model_id" in body:  # sync mode
+            finished = _status(exchange)
+            return replace(submission, request_id=finished.request_id, finished=finished)
+        # A newer gateway's acceptance that the generated model refuses: the job exists, keep its id.
+        if isinstance(body, dict) and isinstance(body.get("request_id"), str) and body["request_id"]:
+            polling_url = body.get("polling_url")
+            return replace(
+                submission,
+                request_id=body["request_id"],
+                polling_url=polling_url if isinstance(polling_url, str) else None,
+            )
+        raise APIResponseValidationError(
+            f"{operation}: the gateway accepted the job ({exchange.status_code}) but sent no request_id",
+            status_code=exchange.status_code,
+            body=exchange.content,
+        )
+
+    def status(
+        self,
+        request_id: str,
+        *,
+        timeout: TimeoutArg,
+        deadline: float | None = None,
+        tally: Tally | None = None,
+    ) -> Flow[JobStatus]:
+        if not request_id:
+            raise ValueError("request_id must not be empty")
+        call = ApiCall(
+            "get_request_status",
+            get_request_status.sync_detailed,
+            get_request_status.asyncio_detailed,
+            {"request_id": request_id},
+            self.resolve(timeout),
+        )
+        exchange = yield from self.send(
+            call, idempotent=True, request_id=request_id, deadline=deadline, tally=tally
+        )
+        if exchange.status_code != 200:
+            raise status_error(
+                exchange.status_code,
+                exchange.headers,
+                exchange.content,
+                request_id=request_id,
+                retry_after=parse_retry_after(exchange.headers, self.runtime.wall()),
+            )
+        return _status(exchange)
+
+    def wait(
+        self,
+        job: str | Submission,
+        *,
+        timeout: float | NotGiven | None,
+        on_update: StatusCallback | None,
+        expected_seconds: float | None,
+        request_timeout: TimeoutArg,
+    ) -> Flow[Result]:
+        """Poll until the job finishes (see `_polling`), then its Result or its JobError."""
+        clock = self.runtime
+        submission = job if isinstance(job, Submission) else None
+        request_id = job.request_id if isinstance(job, Submission) else job
+        limit = self.wait_timeout if isinstance(timeout, NotGiven) else timeout
+        deadline = None if limit is None else clock.monotonic() + limit
+        expected = self._expected(submission, expected_seconds)
+        tally = Tally()
+        status = submission.finished if submission else None
+        # The time the job began, on the client's clock, and when (since then) it was last looked at.
+        # A fresh submit counts as the first look; for a bare id, the first status tells when it began.
+        origin = submission.submitted_at if submission else None
+        last_look = 0.0 if submission else None
+        not_before = 0.0
+        while status is None or not status.finished:
+            now = clock.wall()
+            due = 0.0
+            if origin is not None and last_look is not None:
+                due = origin + next_poll_at(last_look, expected, self.poll) - now
+            delay = max(due, not_before - now, 0.0)
+            if deadline is not None and limit is not None:
+                left = deadline - clock.monotonic()
+                if left <= 0:
+                    raise WaitTimeoutError(request_id, limit, status)
+                delay = min(delay, left)  # a last look at the deadline
+            if delay > 0:
+                yield Sleep(delay)
+            try:
+                status = yield from self.status(
+                    request_id,
+                    timeout=request_timeout,
+                    deadline=None if deadline is None else deadline + DEADLINE_GRACE,
+                    tally=tally,
+                )
+            except RateLimitError as exc:
+                # Throttled beyond the retry budget: the job is unaffected, so look again later.
+                not_before = clock.wall() + (exc.retry_after or self.poll.max_interval)
+                continue
+            except APIConnectionError as exc:
+                if deadline is not None and limit is not None and clock.monotonic() >= deadline:
+                    raise WaitTimeoutError(request_id, limit, status) from exc
+                raise
+            now = clock.wall()
+            if origin is None:
+                origin = min(status.created_at.timestamp(), now) if status.created_at else now
+            last_look = now - origin
+            if on_update is not None:
+                on_update(status)
+        return self._finish(status, submission, tally.calls)
+
+    def _expected(self, submission: Submission | None, hint: float | None) -> float:
+        if hint is not None:
+            return hint
+        if submission is not None and submission.expected_seconds is not None:
+            return submission.expected_seconds
+        units = submission.units if submission is not None and submission.units else DEFAULT_UNITS
+        return self.pace.expected(units)
+
+    def _finish(self, status: JobStatus, submission: Submission | None, calls: int) -> Result:
+        created, completed = status.created_at, status.completed_at
+        if (
+            submission is not None
+            and submission.units
+            and submission.finished is None  # a sync-mode answer says nothing about the pace
+            and created
+            and completed
+            and status.status in ("COMPLETED", "FAILED")
+        ):
+            self.pace.observe(submission.units, (completed - created).total_seconds())
+        return self.result_of(status, status_calls=calls)
+
+    def result_of(self, status: JobStatus, *, status_calls: int = 0) -> Result:
+        """The Result of a COMPLETED status; the matching JobError for any other."""
+        if status.status != "COMPLETED":
+            raise job_error(status)
+        try:
+            return Result.from_status(status, noticed_at=self.runtime.wall(), status_calls=status_calls)
+        except ValueError as exc:
+            raise APIResponseValidationError(
+                str(exc), status_code=200, body=json.dumps(status.to_dict()).encode()
+            ) from None
+
+    def run(
+        self,
+        request: SubmitRequest,
+        *,
+        timeout: float | NotGiven | None,
+        request_timeout: TimeoutArg,
+        on_update: StatusCallback | None,
+        webhook_url: str | None,
+        expected_seconds: float | None,
+    ) -> Flow[Result]:
+        """Submit, then wait: what `generate` and `edit` do."""
+        submission = yield from self.submit(
+            request, webhook_url=webhook_url, timeout=request_timeout, expected_seconds=expected_seconds
+        )
+        return (
+            yield from self.wait(
+                submission,
+                timeout=timeout,
+                on_update=on_update,
+                expected_seconds=None,
+                request_timeout=request_timeout,
+            )
+        )
+
+    # Downloads -------------------------------------------------------------------------------
+
+    def download(
+        self,
+        target: Result | JobStatus,
+        folder: str | os.PathLike[str],
+        *,
+        stem: str | None,
+        timeout: TimeoutArg,
+    ) -> Flow[list[Path]]:
+        """Save every image as `<stem>_<index><ext>` (stem: the request id), checking each one."""
+        result = target if isinstance(target, Result) else self.result_of(target)
+        directory = Path(folder)
+        directory.mkdir(parents=True, exist_ok=True)
+        name = safe_stem(stem or result.request_id)
+        extension = extension_for(result.media_type)
+        saved: list[Path] = []
+        for index, url in enumerate(result.media_urls):
+            path = directory / f"{name}_{index}{extension}"
+            if url.startswith("data:"):
+                _save_inline(url, path, result.media_type)
+            elif url.startswith(("https://", "http://")):
+                yield from self._fetch(url, path, result.media_type, self.resolve(timeout))
+            else:
+                raise DownloadError(f"refusing to download {url[:40]!r}: not an http(s) or data URL", url=url)
+            saved.append(path)
+        return saved
+
+    def _fetch(self, url: str, path: Path, media_type: str, timeout: httpx.Timeout) -> Flow[None]:
+        """Stream into `<file>.part`, check it, then rename: a file that exists is a whole, verified image."""
+        part = path.with_name(path.name + ".part")
+        retries = 0
+        while True:
+            fetched: Fetched | None = None
+            error: httpx.RequestError | None = None
+            try:
+                fetched = yield Fetch(url, part, timeout)
+            except httpx.RequestError as exc:
+                error = exc
+            if fetched is not None and fetched.status_code == 200:
+                encoded = fetched.headers.get("content-encoding", "identity") != "identity"
+                problem, retryable = check_image(
+                    head=fetched.head,
+                    size=fetched.size,
+                    content_length=None if encoded else fetched.headers.get("content-length"),
+                    expected_type=media_type,
+                )
+                if problem is None:
+                    os.replace(part, path)
+                    return
+                retry = retryable and retries < self.retry.max_retries
+                delay, reason = backoff_delay(retries, self.retry, self.runtime.random()), problem
+            else:
+                decision = decide(
+                    idempotent=True,
+                    retries_done=retries,
+                    policy=self.retry,
+                    rand=self.runtime.random(),
+                    status_code=fetched.status_code if fetched is not None else None,
+                    retry_after=parse_retry_after(fetched.headers, self.runtime.wall()) if fetched else None,
+                    error=error,
+                )
+                retry, delay, reason = decision.retry, decision.delay, decision.reason
+            if not retry:
+                part.unlink(missing_ok=True)
+                raise DownloadError(f"download of {url} failed: {reason}", url=url) from error
+            retries += 1
+            self._report(RetryEvent("download", retries + 1, self.retry.max_retries + 1, delay, reason))
+            yield Sleep(delay)
+
+
+def _json(exchange: Exchange) -> Any:
+    try:
+        return json.loads(exchange.content)
+    except ValueError:
+        return None
+
+
+def _status(exchange: Exchange) -> JobStatus:
+    try:
+        return JobStatus.parse(_json(exchange))
+    except ValueError as exc:
+        raise APIResponseValidationError(
+            f"the status object does not match the contract: {exc}",
+            status_code=exchange.status_code,
+            body=exchange.content,
+        ) from None
+
+
+def _save_inline(url: str, path: Path, media_type: str) -> None:
+    """A sync-mode image, carried in the status as a data URI: checked and written like a download."""
+    try:
+        _, data = decode_data_uri(url)
+    except ValueError as exc:
+        raise DownloadError(f"bad inline image: {exc}", url=url[:64]) from None
+    problem, _ = check_image(
+        head=data[:SNIFF_BYTES], size=len(data), content_length=None, expected_type=media_type
+    )
+    if problem is not None:
+        raise DownloadError(f"bad inline image: {problem}", url=url[:64])
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(data)
+    os.replace(part, path)

@@ -1,0 +1,144 @@
+"""The httpx clients under the generated client: the key as an auth flow (so it goes to the gateway's
+API and nowhere else, and no repr shows it), default timeouts, and per-call timeouts.
+
+The generated functions take no timeout argument, so a per-call timeout travels in a context variable
+that a request hook copies into the request; the same hook pair keeps the raw response, so a body the
+generated parser refuses (a status value from a newer gateway) can still be read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+KEY_HEADER: Final = "Ocp-Apim-Subscription-Key"
+DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=5.0)
+"""Every call has a timeout unless the caller turns it off explicitly (the generated client has none)."""
+
+
+class NotGiven:
+    """Marks an argument left out, so that `timeout=None` can mean "no timeout"."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NOT_GIVEN: Final = NotGiven()
+TimeoutArg = float | httpx.Timeout | None | NotGiven
+
+
+class Secret(str):
+    """A string that does not show itself in a repr, for the key inside the generated client."""
+
+    def __repr__(self) -> str:
+        return "'<redacted>'"
+
+
+class SubscriptionKeyAuth(httpx.Auth):
+    """Adds `Ocp-Apim-Subscription-Key` to API calls; media downloads pass `auth=None` and go without."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[KEY_HEADER] = self._key
+        yield request
+
+    def __repr__(self) -> str:
+        return "SubscriptionKeyAuth(<redacted>)"
+
+
+def as_timeout(value: float | httpx.Timeout | None) -> httpx.Timeout:
+    return value if isinstance(value, httpx.Timeout) else httpx.Timeout(value)
+
+
+def capped(timeout: httpx.Timeout, seconds: float | None) -> httpx.Timeout:
+    """`timeout` with no phase longer than `seconds`, so one slow call cannot overrun a deadline."""
+    if seconds is None:
+        return timeout
+    seconds = max(seconds, 0.001)
+
+    def cap(value: float | None) -> float:
+        return seconds if value is None else min(value, seconds)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect), read=cap(timeout.read), write=cap(timeout.write), pool=cap(timeout.pool)
+    )
+
+
+@dataclass
+class CallScope:
+    timeout: httpx.Timeout | None
+    response: httpx.Response | None = None
+
+
+_SCOPE: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar("boogu_call_scope", default=None)
+
+
+@contextlib.contextmanager
+def call_scope(timeout: httpx.Timeout | None) -> Iterator[CallScope]:
+    """Within the block, requests use `timeout` (None: the client's) and the last response is kept."""
+    scope = CallScope(timeout)
+    token = _SCOPE.set(scope)
+    try:
+        yield scope
+    finally:
+        _SCOPE.reset(token)
+
+
+def _on_request(request: httpx.Request) -> None:
+    scope = _SCOPE.get()
+    if scope is not None and scope.timeout is not None:
+        request.extensions["timeout"] = scope.timeout.as_dict()
+
+
+def _on_response(response: httpx.Response) -> None:
+    scope = _SCOPE.get()
+    if scope is not None:
+        scope.response = response
+
+
+async def _on_request_async(request: httpx.Request) -> None:
+    _on_request(request)
+
+
+async def _on_response_async(response: httpx.Response) -> None:
+    _on_response(response)
+
+
+SYNC_HOOKS: Final = (_on_request, _on_response)
+ASYNC_HOOKS: Final = (_on_request_async, _on_response_async)
+
+
+def client_args(
+    *,
+    base_url: str,
+    key: str,
+    timeout: httpx.Timeout,
+    user_agent: str,
+    hooks: tuple[Callable[..., Any], Callable[..., Any]],
+    httpx_args: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Arguments for `httpx.Client` (SYNC_HOOKS) or `httpx.AsyncClient` (ASYNC_HOOKS); `httpx_args`
+    (a transport, a proxy, limits, more headers or hooks) are merged in."""
+    args = dict(httpx_args or {})
+    extra_hooks = dict(args.pop("event_hooks", None) or {})
+    return {
+        **args,
+        "base_url": base_url,
+        "auth": SubscriptionKeyAuth(key),
+        "timeout": timeout,
+        "headers": {"User-Agent": user_agent, **dict(args.get("headers") or {})},
+        "event_hooks": {
+            "request": [hooks[0], *extra_hooks.get("request", [])],
+            "response": [hooks[1], *extra_hooks.get("response", [])],
+        },
+    }

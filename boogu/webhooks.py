@@ -1,0 +1,187 @@
+"""Webhooks: submit with `webhook_url=...` and the gateway POSTs the final status object there.
+
+`parse_webhook` validates a body into the generated `RequestStatus`. The body is not signed, so
+anyone who learns the URL can post one: confirm with `client.status(request_id)` before acting on it.
+`WebhookReceiver` is a small working receiver (standard library only) to start from:
+
+    with WebhookReceiver(port=8000) as receiver:           # python -m boogu.webhooks --port 8000
+        submission = client.submit(request, webhook_url=receiver.url)
+        final = receiver.wait_for(submission.request_id, timeout=120)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+
+from boogu_image_client.models import RequestStatus
+
+from ._errors import UnknownStatusError, WebhookError
+from ._models import JobStatus
+
+logger = logging.getLogger("boogu.webhooks")
+MAX_BODY_BYTES = 1024 * 1024
+"""A status object is small; a receiver should not buffer whatever a stranger sends."""
+
+
+def parse_webhook(body: bytes | str | Mapping[str, Any]) -> RequestStatus:
+    """Validate a webhook body (raw bytes, text, or parsed JSON) into the generated `RequestStatus`.
+
+    Raises WebhookError for anything that is not a status object, and UnknownStatusError (whose
+    `status` is the lenient `JobStatus`) for a valid one whose status value this client predates:
+    acknowledge it anyway, or the gateway will keep retrying the delivery.
+    """
+    if isinstance(body, bytes | str):
+        try:
+            data: Any = json.loads(body)
+        except ValueError as exc:
+            raise WebhookError(f"webhook body is not JSON: {exc}") from None
+    else:
+        data = body
+    try:
+        status = JobStatus.parse(data)
+    except ValueError as exc:
+        raise WebhookError(f"webhook body is not a status object: {exc}") from None
+    if status.status == "UNKNOWN":
+        raise UnknownStatusError(
+            status, f"webhook for {status.request_id} has unknown status {status.raw_status!r}"
+        )
+    if status.status == "COMPLETED" and (status.output is None or not status.output.media_url):
+        raise WebhookError(f"webhook for {status.request_id} is COMPLETED without media_url")
+    return status.to_model()
+
+
+StatusHandler = Callable[[RequestStatus], object]
+
+
+class WebhookReceiver:
+    """Receives webhooks on `host:port` (0: any free port) in a background thread.
+
+    Every valid status is kept by request id (see `wait_for`) and passed to `on_status`; an invalid
+    body is answered 400, a status of unknown value 202 (accepted, so the gateway stops retrying).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        path: str = "/boogu-webhook",
+        on_status: StatusHandler | None = None,
+    ) -> None:
+        self.path = path
+        self._on_status = on_status
+        self._received: dict[str, RequestStatus] = {}
+        self._arrived = threading.Condition()
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}{self.path}"
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def received(self) -> dict[str, RequestStatus]:
+        with self._arrived:
+            return dict(self._received)
+
+    def wait_for(self, request_id: str, timeout: float | None = None) -> RequestStatus:
+        """The status delivered for `request_id`, waiting up to `timeout` s for it (TimeoutError after)."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: request_id in self._received, timeout):
+                raise TimeoutError(f"no webhook for {request_id} within {timeout} s")
+            return self._received[request_id]
+
+    def _deliver(self, status: RequestStatus) -> None:
+        with self._arrived:
+            self._received[status.request_id] = status
+            self._arrived.notify_all()
+        if self._on_status is not None:
+            self._on_status(status)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                if self.path != receiver.path:
+                    self._answer(HTTPStatus.NOT_FOUND, "not the webhook path")
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                if not 0 < length <= MAX_BODY_BYTES:
+                    self._answer(HTTPStatus.BAD_REQUEST, "a JSON body of at most 1 MiB is required")
+                    return
+                try:
+                    status = parse_webhook(self.rfile.read(length))
+                except UnknownStatusError as exc:
+                    logger.warning("%s", exc)
+                    self._answer(HTTPStatus.ACCEPTED, str(exc))
+                    return
+                except WebhookError as exc:
+                    self._answer(HTTPStatus.BAD_REQUEST, str(exc))
+                    return
+                receiver._deliver(status)
+                self._answer(HTTPStatus.NO_CONTENT, "")
+
+            def _answer(self, code: HTTPStatus, message: str) -> None:
+                body = json.dumps({"message": message}).encode() if message else b""
+                self.send_response(code)
+                if body:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                logger.debug("webhook %s", format % args)
+
+        return Handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m boogu.webhooks`: print each delivered status object as a line of JSON."""
+    parser = argparse.ArgumentParser(prog="python -m boogu.webhooks", description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--path", default="/boogu-webhook")
+    args = parser.parse_args(argv)
+
+    def show(status: RequestStatus) -> None:
+        print(json.dumps(status.to_dict()), flush=True)
+
+    with WebhookReceiver(args.host, args.port, path=args.path, on_status=show) as receiver:
+        print(f"receiving webhooks on {receiver.url}", file=sys.stderr, flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

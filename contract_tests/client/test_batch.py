@@ -1,0 +1,146 @@
+"""Batches in-process: the input file is checked before anything is sent, the journal decides what a
+run does, and only lines provably not accepted are submitted again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from boogu.batch import BatchFileError, BatchRunner, Journal, load_items
+from contract_tests.client.helpers import image_bytes, journal, mock_async_client, wallet
+from mock_gateway.testing import MockGateway
+
+pytestmark = pytest.mark.mock_gateway(speed=100)
+
+
+def jsonl(path: Path, *lines: object) -> Path:
+    path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "line 2: not JSON"),
+        ("[1, 2]", "line 2: expected a JSON object"),
+        ({"prompt": "x", "num_image": 2}, "line 2: unknown parameter num_image"),
+        ({"negative_prompt": "x"}, "line 2: prompt is required"),
+        ({"prompt": "x", "image_size": "huge"}, "line 2: a parameter has the wrong type or value"),
+        ({"prompt": "x", "image_url": "missing.png"}, "line 2: image_url: No such file"),
+        ({"prompt": "x", "id": "first"}, "line 2: id 'first' is used twice"),
+        ({"prompt": "x", "id": 7}, "line 2: id must be a non-empty string"),
+    ],
+)
+def test_a_bad_line_is_refused_before_anything_runs(tmp_path: Path, line: object, message: str) -> None:
+    source = jsonl(tmp_path / "jobs.jsonl", {"prompt": "fine", "id": "first"}, line)
+    with pytest.raises(BatchFileError, match=message.replace("(", r"\(")):
+        load_items(source)
+
+
+def test_lines_become_requests(tmp_path: Path) -> None:
+    (tmp_path / "photo.png").write_bytes(image_bytes("PNG"))
+    source = jsonl(
+        tmp_path / "jobs.jsonl",
+        {"prompt": "a fox", "num_images": 2, "image_size": {"width": 64, "height": 32}},
+        "",
+        {"prompt": "make it blue", "image_url": "photo.png", "id": "edit-1"},
+    )
+    plain, edit = load_items(source)
+    assert (plain.key, plain.line, plain.num_images) == ("line-1", 1, 2)
+    assert edit.key == "edit-1" and type(edit.request).__name__ == "ImageEditRequest"
+    assert edit.request.to_dict()["image_url"].startswith("data:image/png;base64,")
+    assert plain.fingerprint != edit.fingerprint
+
+
+def test_the_journal_survives_a_write_cut_short_and_is_locked(tmp_path: Path) -> None:
+    items = load_items(jsonl(tmp_path / "jobs.jsonl", {"prompt": "a"}, {"prompt": "b"}))
+    path = tmp_path / "journal.jsonl"
+    first = Journal(path)
+    first.load(items)
+    first.record("submitting", items[0])
+    first.record("accepted", items[0], request_id="boogu-image_1", submitted_at=1.0)
+    first.record("submitting", items[1])
+    with pytest.raises(BatchFileError, match="in use"):
+        Journal(path).load(items)
+    first.close()
+    with path.open("a") as handle:
+        handle.write('{"event": "accepted", "key": "line-2", "requ')  # killed mid-write
+    states = Journal(path).load(items)
+    assert (states["line-1"].phase, states["line-1"].request_id) == ("accepted", "boogu-image_1")
+    assert states["line-2"].phase == "submitting"  # its answer was never recorded: uncertain
+
+
+def test_a_changed_input_is_refused(tmp_path: Path) -> None:
+    source = jsonl(tmp_path / "jobs.jsonl", {"prompt": "a"})
+    journal_file = Journal(tmp_path / "journal.jsonl")
+    journal_file.load(load_items(source))
+    journal_file.record("submitting", load_items(source)[0])
+    journal_file.close()
+    jsonl(source, {"prompt": "b"})
+    with pytest.raises(BatchFileError, match="changed"):
+        Journal(tmp_path / "journal.jsonl").load(load_items(source))
+
+
+async def test_a_batch_runs_every_line_and_a_second_run_does_nothing(
+    mock_gateway: MockGateway, tmp_path: Path
+) -> None:
+    source = jsonl(
+        tmp_path / "jobs.jsonl",
+        *({"prompt": f"fox {i}", "seed": i} for i in range(5)),
+        {"prompt": "nsfw", "id": "flagged"},
+        {"prompt": "x", "num_inference_steps": 99, "id": "invalid"},
+    )
+    items = load_items(source)
+    seen: list[str] = []
+    async with mock_async_client(mock_gateway) as client:
+        runner = BatchRunner(
+            client,
+            items,
+            Journal(tmp_path / "j.jsonl"),
+            tmp_path / "out",
+            concurrency=3,
+            on_progress=lambda item, state: seen.append(f"{item.key}:{state.phase}"),
+        )
+        summary = await runner.run()
+        calls = len(journal(mock_gateway))
+        again = await BatchRunner(client, items, Journal(tmp_path / "j.jsonl"), tmp_path / "out").run()
+    assert (summary.completed, summary.failed, summary.rejected, summary.charged_images) == (5, 1, 1, 6)
+    assert not summary.ok and again == summary
+    assert len(journal(mock_gateway)) == calls
+    assert wallet(mock_gateway)["charged"] == pytest.approx(6 * 0.02)
+    assert "line-1:accepted" in seen and "flagged:finished" in seen and "invalid:invalid" in seen
+    assert sorted(Path(name).name for name in summary.files) == [f"line-{i}_0.jpg" for i in range(1, 6)]
+
+
+async def test_a_refused_line_is_submitted_again_on_the_next_run(
+    mock_gateway: MockGateway, tmp_path: Path
+) -> None:
+    items = load_items(jsonl(tmp_path / "jobs.jsonl", {"prompt": "a fox"}))
+    with mock_gateway.http() as http:
+        http.post("/__mock/keys", json={"key": "test-key", "balance": 0})
+    async with mock_async_client(mock_gateway) as client:
+        broke = await BatchRunner(client, items, Journal(tmp_path / "j.jsonl"), tmp_path).run()
+        with mock_gateway.http() as http:
+            http.post("/__mock/keys", json={"key": "test-key", "balance": 1})
+        paid = await BatchRunner(client, items, Journal(tmp_path / "j.jsonl"), tmp_path).run()
+    assert (broke.rejected, paid.completed) == (1, 1)
+    assert [e["status"] for e in journal(mock_gateway) if e["method"] == "POST"] == [402, 202]
+
+
+async def test_an_uncertain_line_is_only_resubmitted_when_asked(
+    mock_gateway: MockGateway, tmp_path: Path
+) -> None:
+    items = load_items(jsonl(tmp_path / "jobs.jsonl", {"prompt": "a fox"}))
+    path = tmp_path / "j.jsonl"
+    interrupted = Journal(path)
+    interrupted.load(items)
+    interrupted.record("submitting", items[0])  # then killed before the answer was journaled
+    interrupted.close()
+    async with mock_async_client(mock_gateway) as client:
+        cautious = await BatchRunner(client, items, Journal(path), tmp_path).run()
+        assert journal(mock_gateway) == []
+        bold = await BatchRunner(client, items, Journal(path), tmp_path, resubmit_uncertain=True).run()
+    assert (cautious.uncertain, cautious.completed) == (1, 0)
+    assert (bold.uncertain, bold.completed) == (0, 1)
