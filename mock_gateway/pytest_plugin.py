@@ -4,6 +4,7 @@ Fixtures:
 - `mock_gateway`: an in-process gateway (no port), fresh for each test.
 - `mock_gateway_server`: the same, served by uvicorn on a free loopback port.
 - `boogu_client`: the generated `AuthenticatedClient` pointed at `mock_gateway`, with the dev key.
+- `boogu_client_server`: the same, pointed at `mock_gateway_server` over a real socket.
 
 Configure with the marker `@pytest.mark.mock_gateway(speed=100, rate_limit={"rate": 1, "burst": 2})`
 (any `MockConfig` field).
@@ -47,3 +48,8 @@ def mock_gateway_server(request: pytest.FixtureRequest) -> Iterator[MockGateway]
 @pytest.fixture
 def boogu_client(mock_gateway: MockGateway) -> AuthenticatedClient:
     return mock_gateway.client()
+
+
+@pytest.fixture
+def boogu_client_server(mock_gateway_server: MockGateway) -> AuthenticatedClient:
+    return mock_gateway_server.client()
