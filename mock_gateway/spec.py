@@ -168,10 +168,10 @@ class Contract:
         return {**body, **filled}
 
 
-def _relevance(error: ValidationError) -> tuple[int, int]:
-    """Prefer errors about a named field, and, inside oneOf, the branch that got furthest."""
-    key: tuple[int, int] = (-len(error.path), 0)
-    return key
+def _relevance(error: ValidationError) -> int:
+    """Shallowest error first. Unlike jsonschema's default key, this keeps a `oneOf` failure whole
+    (image_size: "expected ImageSizePreset or CustomImageSize") for `_one_of_message` to word."""
+    return -len(error.path)
 
 
 def _violation(error: ValidationError | None, prefix: str) -> Violation | None:
