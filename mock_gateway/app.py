@@ -15,7 +15,6 @@ import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .backend import OUTCOME_HEADER, ApiKey, GatewayBackend, GatewayError
 from .clock import Clock
-from .config import DEFAULT_API_KEY, ConfigError, MockConfig
+from .config import DEFAULT_API_KEY, ConfigError, MockConfig, parse_amount
 from .spec import load_spec, spec_path
 from .webhooks import Sender
 
@@ -310,18 +309,6 @@ async def patch_config(request: Request, backend: GatewayBackend) -> Response:
     return JSONResponse(backend.configure(await json_object(request)).to_dict())
 
 
-def _decimal(value: Any, name: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise GatewayError(400, "Validation Error", f"{name}: expected a number")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise GatewayError(400, "Validation Error", f"{name}: expected a number") from None
-    if not amount.is_finite() or amount < 0 or not math.isfinite(float(amount)):
-        raise GatewayError(400, "Validation Error", f"{name}: must be a finite number >= 0")
-    return amount
-
-
 async def put_key(request: Request, backend: GatewayBackend) -> Response:
     body = await json_object(request)
     key = body.get("key")
@@ -330,7 +317,9 @@ async def put_key(request: Request, backend: GatewayBackend) -> Response:
     unknown = set(body) - {"key", "balance", "enabled", "models"}
     if unknown:
         raise GatewayError(400, "Validation Error", f"{', '.join(sorted(unknown))}: unknown field")
-    balance = _decimal(body["balance"], "balance") if "balance" in body else None
+    balance = parse_amount(body["balance"], "balance") if "balance" in body else None
+    if balance is not None and balance < 0:
+        raise GatewayError(400, "Validation Error", "balance: must not be negative")
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         raise GatewayError(400, "Validation Error", "enabled: expected true or false")

@@ -342,11 +342,12 @@ class GatewayBackend:
         """An image of a COMPLETED job, rendered on first download and cached."""
         self.tick()
         job = self.jobs.get(request_id)
-        match = MEDIA_PATH.search(f"/media/{request_id}/{name}")
-        if job is None or match is None or job.status(self.clock.now()) != "COMPLETED":
-            raise GatewayError(404, "Not Found", f"No media '{name}' for request '{request_id}'")
-        names = [media_filename(i, job.num_images, job.output_format) for i in range(job.num_images)]
-        if name not in names:
+        names = (
+            []
+            if job is None
+            else [media_filename(i, job.num_images, job.output_format) for i in range(job.num_images)]
+        )
+        if job is None or name not in names or job.status(self.clock.now()) != "COMPLETED":
             raise GatewayError(404, "Not Found", f"No media '{name}' for request '{request_id}'")
         return self._render(job)[names.index(name)], f"image/{job.output_format}"
 

@@ -91,6 +91,20 @@ class MockConfig:
         return replace(self, **converted)
 
 
+def parse_amount(value: Any, name: str) -> Decimal:
+    """A sum of money from JSON: a number or a numeric string, finite even as a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{name}: expected a number")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"{name}: expected a number") from None
+    # NaN would raise on a range check, Infinity would pass it, and 1e400 is inf as a float.
+    if not amount.is_finite() or not math.isfinite(float(amount)):
+        raise ConfigError(f"{name}: expected a finite number")
+    return amount
+
+
 def _convert(name: str, value: Any) -> Any:
     """Turn one JSON value into the field's type, naming the field when it does not fit."""
     try:
@@ -101,13 +115,7 @@ def _convert(name: str, value: Any) -> Any:
                 raise ConfigError('rate_limit: expected null or {"rate": R, "burst": B}')
             return RateLimit(rate=float(value["rate"]), burst=int(value["burst"]))
         if name in ("price_per_image", "default_balance"):
-            if isinstance(value, bool) or not isinstance(value, int | float | str):
-                raise ConfigError(f"{name}: expected a number")
-            amount = Decimal(str(value))
-            # NaN would raise on the range check, Infinity would pass it, and 1e400 is inf as a float.
-            if not amount.is_finite() or not math.isfinite(float(amount)):
-                raise ConfigError(f"{name}: expected a finite number")
-            return amount
+            return parse_amount(value, name)
         if name == "webhook_allowlist":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{name}: expected a list of host names")
