@@ -15,10 +15,11 @@ export no_proxy := 127.0.0.1,localhost,$(no_proxy)
 
 setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
 
-$(VENV)/.installed: pyproject.toml
+# generated/ is its own distribution (boogu-image-client), which the toolkit depends on.
+$(VENV)/.installed: pyproject.toml generated/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./generated -e '.[dev]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
