@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import httpx
 import pytest
 
 from contract_tests.test_docs import require
-from mock_gateway.testing import free_port_socket
+from mock_gateway.testing import gateway_process
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
@@ -115,26 +114,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory, dist: Path) -> Venv:
 @pytest.fixture
 def gateway(venv: Venv, tmp_path: Path) -> Iterator[str]:
     """`python -m mock_gateway` from the fresh venv, started outside the repository; yields its URL."""
-    with free_port_socket() as sock:
-        port = sock.getsockname()[1]
-    command = [str(venv.python), "-m", "mock_gateway", "--port", str(port), "--speed", "100"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/__mock/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            assert time.monotonic() < deadline, "the installed mock gateway did not start"
-            time.sleep(0.1)
+    with gateway_process("--speed", "100", python=venv.python, cwd=tmp_path, timeout=30) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_the_toolkit_wheel_packs_its_data_and_not_the_generated_client(dist: Path) -> None:
@@ -150,13 +131,17 @@ def test_the_toolkit_wheel_packs_its_data_and_not_the_generated_client(dist: Pat
 
 
 def test_the_base_install_is_the_client_alone(venv: Venv, tmp_path: Path) -> None:
-    venv.install("boogu-image-toolkit")
+    venv.install("boogu-image-toolkit", "pytest")
     run(venv.python, "-c", "import boogu, boogu_image_client; from boogu import Boogu", cwd=tmp_path)
     assert "No module named 'starlette'" in run(
         venv.python, "-c", "import starlette", cwd=tmp_path, check=False
     )
     refused = run(venv.python, "-m", "mock_gateway", cwd=tmp_path, check=False)
     assert "boogu-image-toolkit[mock]" in refused
+    # The plugin loads in every pytest run, [mock] or not; its fixtures say what is missing.
+    (tmp_path / "test_consumer.py").write_text(CONSUMER_TEST)
+    output = run(venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path, check=False)
+    assert "1 error" in output and "boogu-image-toolkit[mock]" in output, output
     owners = json.loads(run(venv.python, "-c", OWNERS, cwd=tmp_path))
     assert owners == {
         "boogu": ["boogu-image-toolkit"],

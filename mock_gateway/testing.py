@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
@@ -328,15 +329,22 @@ class MockGateway:
 
 
 @contextlib.contextmanager
-def gateway_process(*args: str, host: str = "127.0.0.1", timeout: float = 20.0) -> Iterator[str]:
+def gateway_process(
+    *args: str,
+    host: str = "127.0.0.1",
+    timeout: float = 20.0,
+    python: str | Path = sys.executable,
+    cwd: Path | None = None,
+) -> Iterator[str]:
     """Run `python -m mock_gateway ARGS` on a free loopback port until the block ends; yields its URL.
 
-    For tools that need the gateway as a separate process (the demo, the schemathesis CLI, benchmarks).
+    For tools that need the gateway as a separate process (the demo, the schemathesis CLI, benchmarks),
+    and for the wheel test, which runs it from another venv (`python`) and folder (`cwd`).
     """
     with free_port_socket(host) as sock:
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "mock_gateway", "--host", host, "--port", str(port), *args]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [str(python), "-m", "mock_gateway", "--host", host, "--port", str(port), *args]
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base_url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + timeout
