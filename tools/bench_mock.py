@@ -974,13 +974,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-IN_PROCESS_PAIRS, IN_PROCESS_ROUNDS = 500, 3
-
-
 def in_process_figures() -> list[bench_inprocess.Figure]:
     """The in-process section: the test harness's cost per call, not a server's throughput."""
     err.print("[bold]in-process mock vs respx stub[/bold]")
-    return bench_inprocess.compare(IN_PROCESS_PAIRS, IN_PROCESS_ROUNDS)
+    return bench_inprocess.compare()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1045,7 +1042,7 @@ def main(argv: list[str] | None = None) -> int:
         if results:
             report(results, args)
         if in_process:
-            print("\n".join(bench_inprocess.report(in_process, IN_PROCESS_PAIRS, IN_PROCESS_ROUNDS)))
+            print("\n".join(bench_inprocess.report(in_process)))
     return 0  # a benchmark: the figures and goals are printed, never a failing status
 
 
