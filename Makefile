@@ -11,14 +11,15 @@ export NO_PROXY := 127.0.0.1,localhost,$(NO_PROXY)
 export no_proxy := 127.0.0.1,localhost,$(no_proxy)
 
 .PHONY: setup generate check-generated lint lint-python lint-spec spec-diff docs clients chromium test test-contract
-.PHONY: test-ts test-client demo mock bench bench-client clean
+.PHONY: test-ts test-client demo mock bench bench-client dist clean
 
 setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
 
-$(VENV)/.installed: pyproject.toml
+# generated/ is its own distribution (boogu-image-client), which the toolkit depends on.
+$(VENV)/.installed: pyproject.toml generated/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./generated -e '.[dev]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -50,6 +51,10 @@ docs: setup ## the offline HTML reference of openapi.yaml: build/docs/index.html
 clients: setup ## the TypeScript client generated from openapi.yaml and compiled: build/clients/typescript/
 	npm run --silent clients
 
+dist: setup docs ## the two wheels a third party installs, in build/dist/ (no download: the venv's backends)
+	rm -rf build/dist
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --no-index --wheel-dir build/dist ./generated .
+
 chromium: ## Debian's chromium for the docs test, installed when missing (needs root or sudo)
 	bash tools/install_chromium.sh
 
@@ -73,7 +78,7 @@ demo: setup ## start the mock gateway and drive a real generation end to end
 mock: setup ## serve the mock gateway on http://127.0.0.1:8080
 	$(PY) -m mock_gateway --host 127.0.0.1 --port 8080
 
-bench: setup ## requests per second: mock vs bare Starlette vs Prism
+bench: setup ## requests per second: mock vs bare Starlette vs Prism; then in-process mock vs respx stub
 	$(PY) tools/bench_mock.py
 
 bench-client: setup ## how fast `boogu wait` notices a finished job, vs fixed 5/10 s polling (~25 s)

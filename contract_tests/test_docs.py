@@ -164,10 +164,8 @@ def require_built_docs() -> None:
     require(DOCS_HTML.is_file(), f"{DOCS_HTML.relative_to(ROOT)} is not built: run `make docs`")
 
 
-def test_docs_without_a_build_answer_404_saying_to_run_make_docs(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(app_module, "DOCS_HTML", tmp_path / "index.html")
+def test_docs_without_a_build_answer_404_saying_to_run_make_docs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_module, "docs_path", lambda: None)
     with MockGateway() as gateway, gateway.http() as http:
         response = http.get("/docs")
     assert response.status_code == 404
@@ -175,6 +173,7 @@ def test_docs_without_a_build_answer_404_saying_to_run_make_docs(
     body = response.json()
     assert body["error"] == "Not Found"
     assert "make docs" in body["message"]
+    assert "site-packages" not in body["message"] and "build/" not in body["message"]
 
 
 def test_docs_serve_the_built_self_contained_page() -> None:

@@ -15,7 +15,6 @@ import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .backend import OUTCOME_HEADER, ApiKey, GatewayBackend, GatewayError, SyncWait
 from .clock import Clock, sleep_until
 from .config import DEFAULT_API_KEY, ConfigError, MockConfig, parse_amount
-from .spec import load_spec, spec_path
+from .spec import docs_path, load_spec, spec_path
 from .webhooks import Sender
 
 logger = logging.getLogger("mock_gateway")
@@ -386,15 +385,13 @@ async def openapi_json(request: Request) -> Response:
     return JSONResponse(load_spec())
 
 
-DOCS_HTML = Path(__file__).resolve().parent.parent / "build" / "docs" / "index.html"
-
-
 async def docs(request: Request) -> Response:
-    """The HTML reference that `make docs` builds from openapi.yaml (self-contained, works offline)."""
-    if not DOCS_HTML.is_file():
-        message = f"The HTML reference is not built: run `make docs` to write {DOCS_HTML}."
+    """The HTML reference of openapi.yaml (self-contained, works offline), packed into every wheel."""
+    html = docs_path()
+    if html is None:
+        message = "The HTML reference is not built in this source checkout: run `make docs`, then reload."
         return JSONResponse({"error": "Not Found", "message": message}, status_code=404)
-    return FileResponse(DOCS_HTML, media_type="text/html; charset=utf-8")
+    return FileResponse(html, media_type="text/html; charset=utf-8")
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

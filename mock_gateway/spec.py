@@ -24,12 +24,27 @@ from referencing.jsonschema import DRAFT202012
 SPEC_URI = "urn:boogu:openapi"
 
 
+def data_file(packaged: str, checkout: str) -> Path | None:
+    """A file the wheel packs into `mock_gateway/` (as `packaged`), else its place in the source
+    checkout (`checkout`, from the root); None when this install has neither."""
+    inside = resources.files("mock_gateway") / packaged
+    if inside.is_file():
+        return Path(str(inside))
+    outside = Path(__file__).resolve().parent.parent / checkout
+    return outside if outside.is_file() else None
+
+
 def spec_path() -> Path:
-    """openapi.yaml inside an installed wheel, else at the root of the source checkout."""
-    packaged = resources.files("mock_gateway") / "openapi.yaml"
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "openapi.yaml"
+    """openapi.yaml: every wheel packs it, and every checkout has it."""
+    path = data_file("openapi.yaml", "openapi.yaml")
+    if path is None:
+        raise FileNotFoundError("openapi.yaml is neither packaged in mock_gateway/ nor in the checkout")
+    return path
+
+
+def docs_path() -> Path | None:
+    """The HTML reference (`make docs`): packed into the wheel by hatch_build.py, or built in the checkout."""
+    return data_file("docs/index.html", "build/docs/index.html")
 
 
 @cache

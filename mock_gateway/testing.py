@@ -8,21 +8,23 @@ with MockGateway() as gateway:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar, cast
 
-import anyio.from_thread
 import httpx
 import uvicorn
 from boogu_image_client import AuthenticatedClient
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Message
 
 from .app import create_app
 from .backend import GatewayBackend
@@ -32,48 +34,168 @@ from .webhooks import Sender
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 IN_PROCESS_URL = "http://mock-gateway.test"
+T = TypeVar("T")
+
+
+async def call_app(app: ASGIApp, request: httpx.Request) -> httpx.Response:
+    """One request through an ASGI app, as `httpx.ASGITransport` does it (same scope, same body
+    chunks, app errors raised), minus its per-request events and streams: this is the in-process
+    mock's hot path."""
+    url = request.url
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": request.method,
+        "headers": [(name.lower(), value) for name, value in request.headers.raw],
+        "scheme": url.scheme,
+        "path": url.path,
+        "raw_path": url.raw_path.split(b"?")[0],
+        "query_string": url.query,
+        "server": (url.host, url.port),
+        "client": ("127.0.0.1", 123),
+        "root_path": "",
+    }
+    chunks = aiter(cast(httpx.AsyncByteStream, request.stream))
+    request_done = response_done = False
+    waiter: asyncio.Event | None = None  # only for an app that listens for the disconnect
+    status: int | None = None
+    headers: list[tuple[bytes, bytes]] = []
+    body: list[bytes] = []
+
+    async def receive() -> Message:
+        nonlocal request_done, waiter
+        if request_done:
+            if not response_done:
+                waiter = waiter or asyncio.Event()
+                await waiter.wait()
+            return {"type": "http.disconnect"}
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            request_done = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: Message) -> None:
+        nonlocal status, headers, response_done
+        if message["type"] == "http.response.start":
+            status, headers = message["status"], message.get("headers", [])
+        elif message["type"] == "http.response.body":
+            if message.get("body") and request.method != "HEAD":
+                body.append(message["body"])
+            if not message.get("more_body", False):
+                response_done = True
+                if waiter is not None:
+                    waiter.set()
+
+    await app(scope, receive, send)
+    if status is None or not response_done:
+        raise RuntimeError(f"the app did not complete its answer to {request.method} {url.path}")
+    return httpx.Response(status, headers=headers, stream=httpx.ByteStream(b"".join(body)), request=request)
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel every other task of the running loop and wait for them: what `asyncio.run` does last."""
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _LoopThread:
+    """An event loop turning in a daemon thread, running coroutines sent from other threads."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="mock-gateway-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self.loop.close()
 
 
 class InProcessTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """One transport for both httpx.Client and httpx.AsyncClient that calls an ASGI app directly.
 
-    Async requests run on the caller's event loop; sync requests run on a private event loop in a
-    background thread (as Starlette's TestClient does), so sync code can test against the app too.
+    Async requests run on the caller's event loop. Sync requests run the app on a private event
+    loop in the calling thread: no hop to another thread, which used to be most of a sync call's
+    cost. Once the app leaves work running after an answer (webhook deliveries in the background),
+    that loop must keep turning: it moves to a thread of its own, and later sync requests go there,
+    as they do when the calling thread already runs a loop or another thread holds the private one.
     """
 
-    def __init__(self, app: Starlette) -> None:
-        self._asgi = httpx.ASGITransport(app=app)
-        self._portal_cm: contextlib.AbstractContextManager[anyio.from_thread.BlockingPortal] | None = None
-        self._portal: anyio.from_thread.BlockingPortal | None = None
-        self._lock = threading.Lock()
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()  # guards the fields below
+        self._inline_busy = threading.Lock()  # held by the thread running the private loop
+        self._inline: asyncio.AbstractEventLoop | None = None
+        self._background: _LoopThread | None = None
+        self._threads: list[_LoopThread] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._asgi.handle_async_request(request)
+        return await call_app(self._app, request)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        # A sync client's streamed body (an iterator, a file) is a sync-only stream, which the ASGI
-        # transport cannot consume: read it here, which swaps in a stream that is both.
+        # A sync client's streamed body (an iterator, a file) is a sync-only stream, which the app
+        # cannot read: read it here, which swaps in a stream that is both.
         request.read()
-        with self._lock:
-            if self._portal is None:
-                self._portal_cm = anyio.from_thread.start_blocking_portal()
-                self._portal = self._portal_cm.__enter__()
-        status, headers, content = self._portal.call(self._read, request)
-        return httpx.Response(status, headers=headers, content=content, request=request)
+        if self._background is None and not _loop_running() and self._inline_busy.acquire(blocking=False):
+            try:
+                return self._run_inline(request)
+            finally:
+                self._inline_busy.release()
+        return self._background_loop().run(call_app(self._app, request))
 
-    async def _read(self, request: httpx.Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        response = await self._asgi.handle_async_request(request)
-        content = await response.aread()
-        return response.status_code, response.headers.raw, content
+    def _run_inline(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            loop = self._inline = self._inline or asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(call_app(self._app, request))
+        finally:
+            if asyncio.all_tasks(loop):  # the app's background work: keep it turning from now on
+                with self._lock:
+                    thread = _LoopThread(loop)
+                    self._threads.append(thread)
+                    self._background = self._background or thread
+                    self._inline = None
+
+    def _background_loop(self) -> _LoopThread:
+        with self._lock:
+            if self._background is None:
+                self._background = _LoopThread(asyncio.new_event_loop())
+                self._threads.append(self._background)
+            return self._background
 
     def close(self) -> None:
         with self._lock:
-            if self._portal_cm is not None:
-                self._portal_cm.__exit__(None, None, None)
-            self._portal_cm = self._portal = None
+            threads, self._threads, self._background = self._threads, [], None
+            inline, self._inline = self._inline, None
+        for thread in threads:
+            thread.stop()
+        if inline is not None:
+            with self._inline_busy:
+                inline.run_until_complete(_cancel_the_rest())
+                inline.close()
 
     async def aclose(self) -> None:
-        await self._asgi.aclose()
+        pass
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class _SharedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -207,15 +329,22 @@ class MockGateway:
 
 
 @contextlib.contextmanager
-def gateway_process(*args: str, host: str = "127.0.0.1", timeout: float = 20.0) -> Iterator[str]:
+def gateway_process(
+    *args: str,
+    host: str = "127.0.0.1",
+    timeout: float = 20.0,
+    python: str | Path = sys.executable,
+    cwd: Path | None = None,
+) -> Iterator[str]:
     """Run `python -m mock_gateway ARGS` on a free loopback port until the block ends; yields its URL.
 
-    For tools that need the gateway as a separate process (the demo, the schemathesis CLI, benchmarks).
+    For tools that need the gateway as a separate process (the demo, the schemathesis CLI, benchmarks),
+    and for the wheel test, which runs it from another venv (`python`) and folder (`cwd`).
     """
     with free_port_socket(host) as sock:
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "mock_gateway", "--host", host, "--port", str(port), *args]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [str(python), "-m", "mock_gateway", "--host", host, "--port", str(port), *args]
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base_url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + timeout

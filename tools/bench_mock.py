@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
+import bench_inprocess
 from rich.console import Console
 from rich.table import Table
 
@@ -954,6 +955,13 @@ def parser() -> argparse.ArgumentParser:
         help="Prism's -v (default: %(default)s, as the Python servers log; Prism's own default is info)",
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    p.add_argument(
+        "--in-process",
+        choices=["on", "off", "only"],
+        default="on",
+        help="also (on), never (off) or only (only) compare the in-process mock with a respx stub, "
+        "per submit + status pair through the generated client (tools/bench_inprocess.py)",
+    )
     # Internal: the processes this script starts.
     p.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     p.add_argument("--serve-canned", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -964,6 +972,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     p.add_argument("--header", action="append", help=argparse.SUPPRESS)
     return p
+
+
+def in_process_figures() -> list[bench_inprocess.Figure]:
+    """The in-process section: the test harness's cost per call, not a server's throughput."""
+    err.print("[bold]in-process mock vs respx stub[/bold]")
+    return bench_inprocess.compare()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -992,8 +1006,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[LoadResult] = []
     try:
         for name in TARGETS:
-            if name in chosen:
+            if name in chosen and args.in_process != "only":
                 results += bench_target(children, name, args)
+        in_process = in_process_figures() if args.in_process != "off" else []
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]")
         return 130
@@ -1018,12 +1033,16 @@ def main(argv: list[str] | None = None) -> int:
                         for result in results
                     ],
                     "goals": goals(results),
+                    "in_process": [{**asdict(figure), "ratio": figure.ratio} for figure in in_process],
                 },
                 indent=2,
             )
         )
     else:
-        report(results, args)
+        if results:
+            report(results, args)
+        if in_process:
+            print("\n".join(bench_inprocess.report(in_process)))
     return 0  # a benchmark: the figures and goals are printed, never a failing status
 
 
