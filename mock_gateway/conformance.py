@@ -192,6 +192,7 @@ class Conformance:
         path_params: Mapping[str, str] | None = None,
         submit_path: str = "",
         secrets: Collection[str] = (),
+        parsed: bool = True,
     ) -> list[ContractViolation]:
         """The response's broken rules: a declared status, its body schema and headers, the id shapes,
         and (for status objects) the flow from the statuses this request showed before."""
@@ -238,7 +239,9 @@ class Conformance:
                 value = int(value)
             for error in header.validator.iter_errors(value):
                 add(pointer_of("headers", name), str(error.validator), error.message, _expected(error), value)
-        if rule.body is not None and not (rule.fast_body is not None and _fast_valid(rule.fast_body, body)):
+        if rule.body is not None and not parsed:
+            add("/body", "json", "the body is not JSON", "application/json", body)
+        elif rule.body is not None and not (rule.fast_body is not None and _fast_valid(rule.fast_body, body)):
             for found_here in _schema_violations(rule.body, body):
                 add(*found_here)
         if isinstance(body, dict) and status < 300:
