@@ -220,7 +220,7 @@ class ContractProxy:
                     method=method,
                     uri=url,
                     path=target,
-                    request_headers=headers,
+                    request_headers=[(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP],
                     request_body=body,
                     status=final.status,
                     response_headers=final.headers,

@@ -8,6 +8,11 @@ Fixtures:
 
 Configure with the marker `@pytest.mark.mock_gateway(speed=100, rate_limit={"rate": 1, "burst": 2})`
 (any `MockConfig` field).
+
+Recorded answers instead of the mock: `@pytest.mark.mock_gateway(replay="cassettes/x.yaml")` (a
+cassette written by `python -m mock_gateway proxy --record`, relative to the test file) and
+- `mock_gateway_replay`: the cassette served on a free loopback port (`.base_url`, `.client()`);
+- `boogu_client_replay`: the generated client pointed at it.
 """
 
 from __future__ import annotations
@@ -18,19 +23,37 @@ import pytest
 from boogu_image_client import AuthenticatedClient
 
 from .config import MockConfig
-from .testing import MockGateway
+from .testing import MockGateway, ReplayGateway
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "mock_gateway(**settings): MockConfig settings for the mock gateway fixtures"
+        "markers",
+        "mock_gateway(**settings): MockConfig settings for the mock gateway fixtures; "
+        "replay=CASSETTE for mock_gateway_replay",
     )
 
 
 def _config(request: pytest.FixtureRequest) -> MockConfig:
     marker = request.node.get_closest_marker("mock_gateway")
     settings = dict(marker.kwargs) if marker else {}
+    settings.pop("replay", None)
     return MockConfig().updated(settings)
+
+
+@pytest.fixture
+def mock_gateway_replay(request: pytest.FixtureRequest) -> Iterator[ReplayGateway]:
+    marker = request.node.get_closest_marker("mock_gateway")
+    cassette = marker.kwargs.get("replay") if marker else None
+    if not cassette:
+        raise pytest.UsageError('mock_gateway_replay needs @pytest.mark.mock_gateway(replay="cassette.yaml")')
+    with ReplayGateway(request.path.parent / cassette) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def boogu_client_replay(mock_gateway_replay: ReplayGateway) -> AuthenticatedClient:
+    return mock_gateway_replay.client()
 
 
 @pytest.fixture

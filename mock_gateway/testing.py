@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,11 +24,13 @@ import httpx
 import uvicorn
 from boogu_image_client import AuthenticatedClient
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from .app import create_app
 from .backend import GatewayBackend
 from .clock import Clock
 from .config import DEFAULT_API_KEY, MockConfig
+from .replay import ReplayApp
 from .webhooks import Sender
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
@@ -104,7 +107,7 @@ def free_port_socket(host: str = "127.0.0.1") -> socket.socket:
 class LiveServer:
     """Uvicorn serving an app on a loopback port, in a background thread."""
 
-    def __init__(self, app: Starlette, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1") -> None:
         self._socket = free_port_socket(host)
         port = self._socket.getsockname()[1]
         self.base_url = f"http://{host}:{port}"
@@ -204,6 +207,38 @@ class MockGateway:
 
     def configure(self, **changes: Any) -> MockConfig:
         return self.backend.configure(changes)
+
+
+class ReplayGateway:
+    """A cassette replayed on a free loopback port (see replay.py), for tests and tools."""
+
+    def __init__(self, cassette: str | Path, api_key: str = DEFAULT_API_KEY) -> None:
+        self.app = ReplayApp.from_file(cassette)
+        self.api_key = api_key
+        self._server = LiveServer(self.app)
+        self.base_url = self._server.base_url
+
+    def __enter__(self) -> Self:
+        self._server.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.stop()
+
+    def http(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, **kwargs)
+
+    def client(self, api_key: str | None = None, **kwargs: Any) -> AuthenticatedClient:
+        """The generated client; any key matches a recording made with a key (keys are not recorded)."""
+        return AuthenticatedClient(
+            base_url=self.base_url,
+            token=api_key or self.api_key,
+            auth_header_name=KEY_HEADER,
+            prefix="",
+            **kwargs,
+        )
 
 
 @contextlib.contextmanager
