@@ -40,6 +40,7 @@ import orjson
 import yaml
 
 from .clock import Clock, SystemClock
+from .conformance import KEY_HEADER
 from .jobs import iso_time
 from .journal import REDACTED, SECRET_HEADERS
 
@@ -221,7 +222,7 @@ def _recording(path: Path, index: int, entry: Any) -> Recording:
         method=method,
         path=str(asked),
         request_body=_read_body(path, where, request.get("body"), extra.get("request_body_file")),
-        has_key=any(name.lower() == "ocp-apim-subscription-key" for name, _ in request_headers),
+        has_key=any(name.lower() == KEY_HEADER and value for name, value in request_headers),
         status=status,
         response_headers=response_headers,
         response_body=_read_body(path, where, body.get("string"), extra.get("response_body_file")),
@@ -267,7 +268,7 @@ def _header_map(headers: Headers, secrets: Collection[str]) -> dict[str, list[st
     for name, value in headers:
         lowered = name.lower()
         mapped.setdefault(lowered, []).append(
-            REDACTED if lowered in SECRET_HEADERS else _blank(value, secrets)
+            REDACTED if lowered in SECRET_HEADERS and value else _blank(value, secrets)
         )
     return mapped
 

@@ -66,7 +66,7 @@ def main(argv: Sequence[str]) -> int:
         try:
             app = ReplayApp.from_file(args.cassette)
         except CassetteError as exc:
-            console.print(f"[red]mock-gateway: {exc}[/red]")
+            console.print(f"mock-gateway: {exc}", style="red", markup=False, soft_wrap=True)
             return 2
         console.print(f"[bold]Replaying[/bold] {args.cassette} on [cyan]{base_url}[/cyan]")
     uvicorn.run(

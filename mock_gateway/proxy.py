@@ -303,8 +303,20 @@ class ContractProxy:
         kept = [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and n.lower() not in SECRET_HEADERS]
         answer = await self._exchange("GET", url, kept, b"")
         if self.recorder is not None and not answer.own:
+            secrets = [value for name, value in headers if name.lower() in SECRET_HEADERS and value]
+            asked = [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP]
             self.recorder.record(
-                Exchange("GET", url, target, kept, b"", answer.status, answer.headers, answer.body)
+                Exchange(
+                    "GET",
+                    url,
+                    target,
+                    asked,
+                    b"",
+                    answer.status,
+                    answer.headers,
+                    answer.body,
+                    secrets=secrets,
+                )
             )
         return answer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -30,11 +31,12 @@ async def http(proxy: ContractProxy) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def violations(http: httpx.AsyncClient) -> list[dict]:
-    return (await http.get("/__mock/violations")).json()
+async def violations(http: httpx.AsyncClient) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = (await http.get("/__mock/violations")).json()
+    return entries
 
 
-def found(entries: list[dict]) -> set[tuple[str, str]]:
+def found(entries: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(entry["pointer"], entry["rule"]) for entry in entries}
 
 
