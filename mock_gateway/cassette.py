@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -293,12 +293,37 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def canonical_body(body: bytes) -> bytes:
-    """Equal for equal JSON documents whatever their spacing or key order; else the bytes."""
+Defaults = Callable[[str, str], Mapping[str, Any]]
+"""The body defaults of the operation at (method, path): omitting one is sending it."""
+
+
+def no_defaults(method: str, path: str) -> Mapping[str, Any]:
+    return {}
+
+
+def request_document(body: bytes, defaults: Mapping[str, Any]) -> Any:
+    """A JSON body as the document it means: defaults filled in, 4.0 the same number as 4; else the bytes."""
     try:
-        return orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return body
+    if isinstance(document, dict):
+        document = {**defaults, **document}
+    return _plain_numbers(document)
+
+
+def _plain_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _plain_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(item) for item in value]
+    return value
+
+
+def _canonical(document: Any) -> bytes:
+    return document if isinstance(document, bytes) else orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,27 +345,24 @@ class Miss:
 class Matcher:
     """Picks the recording that answers a request, deterministically.
 
-    A request matches on method, path (so a status call on its request id), JSON body (key order and
-    spacing aside) and whether it carried a key. Several recordings of one request (the polls of a
-    job, a submit repeated) answer in their recorded order; after the last, the last answers again.
+    A request matches on method, path (so a status call on its request id), JSON body (key order,
+    spacing and omitted defaults aside) and whether it carried a key. Several recordings of one
+    request (the polls of a job, a submit repeated) answer in their recorded order; after the last,
+    the last answers again.
     """
 
-    def __init__(self, recordings: Sequence[Recording]) -> None:
+    def __init__(self, recordings: Sequence[Recording], defaults: Defaults = no_defaults) -> None:
         self.recordings = list(recordings)
+        self._defaults = defaults
         self._by_key: dict[tuple[str, str, bytes, bool], list[Recording]] = {}
         for recording in self.recordings:
-            key = (
-                recording.method,
-                recording.path,
-                canonical_body(recording.request_body),
-                recording.has_key,
-            )
+            key = self._key(recording.method, recording.path, recording.request_body, recording.has_key)
             self._by_key.setdefault(key, []).append(recording)
         self._served: dict[tuple[str, str, bytes, bool], int] = {}
         self._lock = threading.Lock()
 
     def match(self, method: str, path: str, body: bytes, has_key: bool) -> Recording | Miss:
-        key = (method.upper(), path, canonical_body(body), has_key)
+        key = self._key(method.upper(), path, body, has_key)
         candidates = self._by_key.get(key)
         if not candidates:
             return self._closest(method.upper(), path, body, has_key)
@@ -349,7 +371,11 @@ class Matcher:
             self._served[key] = served + 1
         return candidates[min(served, len(candidates) - 1)]
 
+    def _key(self, method: str, path: str, body: bytes, has_key: bool) -> tuple[str, str, bytes, bool]:
+        return method, path, _canonical(request_document(body, self._defaults(method, path))), has_key
+
     def _closest(self, method: str, path: str, body: bytes, has_key: bool) -> Miss:
+        """The recording with the fewest differences, a different method or path weighing most."""
         best: tuple[int, Recording, str] | None = None
         for recording in self.recordings:
             differences = []
@@ -361,25 +387,24 @@ class Matcher:
                 differences.append(
                     "the key header (recorded " + ("with" if recording.has_key else "without") + ")"
                 )
-            differences += _body_differences(recording.request_body, body)
-            score = (4 if recording.method != method else 0) + (2 if recording.path != path else 0)
+            defaults = self._defaults(method, path)
+            differences += _body_differences(
+                request_document(recording.request_body, defaults), request_document(body, defaults)
+            )
+            score = (1000 if recording.method != method else 0) + (100 if recording.path != path else 0)
             score += len(differences)
             if best is None or score < best[0]:
                 best = (score, recording, "; ".join(differences) or "nothing")
         return Miss(None, "") if best is None else Miss(best[1], best[2])
 
 
-def _body_differences(recorded: bytes, asked: bytes) -> list[str]:
-    if canonical_body(recorded) == canonical_body(asked):
+def _body_differences(old: Any, new: Any) -> list[str]:
+    if _canonical(old) == _canonical(new):
         return []
-    try:
-        old, new = orjson.loads(recorded or b"null"), orjson.loads(asked or b"null")
-    except orjson.JSONDecodeError:
-        return ["the body"]
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return ["the body"]
     return [
         f"body /{name} (recorded {old.get(name, '(absent)')!r:.60}, asked {new.get(name, '(absent)')!r:.60})"
         for name in sorted(set(old) | set(new))
-        if old.get(name, ...) != new.get(name, ...)
+        if _canonical(old.get(name)) != _canonical(new.get(name))
     ]

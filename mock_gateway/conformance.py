@@ -126,6 +126,11 @@ class Conformance:
                 return operation_id, {name: unquote(value) for name, value in match.groupdict().items()}
         return None
 
+    def body_defaults(self, method: str, path: str) -> Mapping[str, Any]:
+        """The spec's defaults of the request body of the operation at (method, path), if any."""
+        routed = self.route(method, path)
+        return self.contract.operations[routed[0]].body_defaults if routed else {}
+
     def declared(self, operation_id: str) -> list[str]:
         return sorted(self._operation_node(operation_id)["responses"])
 

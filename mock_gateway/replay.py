@@ -16,7 +16,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from .cassette import Matcher, Miss, Recording, load
-from .conformance import KEY_HEADER
+from .conformance import KEY_HEADER, Conformance
 from .proxy import ADMIN_PREFIX, HOP_BY_HOP, Answer, TooLarge, error_answer, lifespan, read_body, send_answer
 
 logger = logging.getLogger("mock_gateway.replay")
@@ -27,8 +27,15 @@ NOT_REPLAYED = HOP_BY_HOP | {"date", "server"}
 class ReplayApp:
     """An ASGI app answering from recordings; `from_file` reads a cassette."""
 
-    def __init__(self, recordings: Sequence[Recording], *, max_body_bytes: int = 32 * 1024 * 1024) -> None:
-        self.matcher = Matcher(recordings)
+    def __init__(
+        self,
+        recordings: Sequence[Recording],
+        *,
+        conformance: Conformance | None = None,
+        max_body_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        conformance = conformance or Conformance()
+        self.matcher = Matcher(recordings, conformance.body_defaults)
         self.max_body_bytes = max_body_bytes
         self.unmatched: list[dict[str, Any]] = []
 
