@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -242,14 +242,17 @@ class ReplayGateway:
 
 
 @contextlib.contextmanager
-def gateway_process(*args: str, host: str = "127.0.0.1", timeout: float = 20.0) -> Iterator[str]:
+def gateway_process(
+    *args: str, host: str = "127.0.0.1", timeout: float = 20.0, subcommand: Sequence[str] = ()
+) -> Iterator[str]:
     """Run `python -m mock_gateway ARGS` on a free loopback port until the block ends; yields its URL.
 
     For tools that need the gateway as a separate process (the demo, the schemathesis CLI, benchmarks).
+    `subcommand=["proxy"]` runs the validating proxy instead (ready once its upstream's health answers).
     """
     with free_port_socket(host) as sock:
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "mock_gateway", "--host", host, "--port", str(port), *args]
+    command = [sys.executable, "-m", "mock_gateway", *subcommand, "--host", host, "--port", str(port), *args]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base_url = f"http://{host}:{port}"
     try:

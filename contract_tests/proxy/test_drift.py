@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from mock_gateway.proxy import ContractProxy
+from mock_gateway.testing import LiveServer
 
 from .drift import STATUS, SUBMIT, drifting_app
 
 KEY = {"Ocp-Apim-Subscription-Key": "secret-key-123"}
 
 
+@pytest.fixture(scope="module")
+def drifting() -> Iterator[str]:
+    server = LiveServer(drifting_app())
+    server.start()
+    yield server.base_url
+    server.stop()
+
+
 @pytest.fixture
-async def proxy() -> AsyncIterator[ContractProxy]:
-    proxy = ContractProxy("http://drift.test", transport=httpx.ASGITransport(drifting_app()))
+async def proxy(drifting: str) -> AsyncIterator[ContractProxy]:
+    proxy = ContractProxy(drifting)
     yield proxy
     await proxy.aclose()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mock_gateway.proxy import ContractProxy
-from mock_gateway.testing import MockGateway, free_port_socket
+from mock_gateway.testing import LiveServer, MockGateway, free_port_socket
 
 from .test_mock_upstream import STATUS, SUBMIT
 
@@ -25,7 +25,9 @@ def client(proxy: ContractProxy) -> httpx.AsyncClient:
 
 
 async def hang(request: Request) -> Response:
-    await asyncio.sleep(60)
+    """Never answers; gives up once the proxy has (so that the server can stop)."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(0.05)
     return Response()
 
 
@@ -36,11 +38,17 @@ async def huge(request: Request) -> Response:
 UPSTREAM = Starlette(routes=[Route("/hang", hang), Route("/huge", huge)])
 
 
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    server = LiveServer(UPSTREAM)
+    server.start()
+    yield server.base_url
+    server.stop()
+
+
 @pytest.fixture
-async def proxy() -> AsyncIterator[ContractProxy]:
-    proxy = ContractProxy(
-        "http://up.test", transport=httpx.ASGITransport(UPSTREAM), timeout=0.2, max_body_bytes=1000
-    )
+async def proxy(upstream: str) -> AsyncIterator[ContractProxy]:
+    proxy = ContractProxy(upstream, timeout=0.2, max_body_bytes=1000)
     yield proxy
     await proxy.aclose()
 
@@ -79,8 +87,8 @@ async def test_huge_bodies_are_refused_both_ways(proxy):
 
 @pytest.fixture
 async def mock_proxy() -> AsyncIterator[tuple[MockGateway, ContractProxy]]:
-    with MockGateway() as gateway:
-        proxy = ContractProxy(gateway.base_url, **gateway.httpx_args())
+    with MockGateway(served=True) as gateway:
+        proxy = ContractProxy(gateway.base_url)
         yield gateway, proxy
         await proxy.aclose()
 

@@ -49,13 +49,13 @@ async def capture(url: str, body: dict[str, Any]) -> int:
 @pytest.fixture
 def gateway() -> Iterator[MockGateway]:
     WEBHOOKS.clear()
-    with MockGateway(webhook_sender=capture) as gateway:
+    with MockGateway(webhook_sender=capture, served=True) as gateway:
         yield gateway
 
 
 @pytest.fixture
 async def proxy(gateway: MockGateway) -> AsyncIterator[ContractProxy]:
-    proxy = ContractProxy(gateway.base_url, rewrite_media=True, **gateway.httpx_args())
+    proxy = ContractProxy(gateway.base_url, rewrite_media=True)
     yield proxy
     await proxy.aclose()
 

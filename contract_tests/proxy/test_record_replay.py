@@ -127,8 +127,8 @@ def test_a_submit_without_the_key_is_not_the_recorded_one(recorded):
 
 async def test_concurrent_recording_keeps_every_exchange(tmp_path):
     cassette = tmp_path / "many.yaml"
-    with MockGateway() as gateway:
-        proxy = ContractProxy(gateway.base_url, recorder=CassetteWriter(cassette), **gateway.httpx_args())
+    with MockGateway(served=True) as gateway:
+        proxy = ContractProxy(gateway.base_url, recorder=CassetteWriter(cassette))
         headers = {"Ocp-Apim-Subscription-Key": gateway.api_key}
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(proxy), base_url="http://proxy.test", headers=headers
