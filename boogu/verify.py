@@ -81,13 +81,15 @@ class Verifier:
         transport = httpx.ASGITransport(self.proxy)
         async with httpx.AsyncClient(transport=transport, base_url="http://boogu-verify") as http:
             try:
-                checks = [*await self._paid_flow(http)]
-                checks.append(
-                    await self._expect(http, "invalid body → 400", "POST", SUBMIT, {400}, INVALID_BODY)
-                )
-                path = STATUS.format(UNKNOWN_ID)
-                checks.append(await self._expect(http, "unknown request id → 404", "GET", path, {404}))
-                checks.append(await self._expect(http, "no key → 401", "GET", path, {401}, key=False))
+                checks = await self._paid_flow(http)
+                unknown = STATUS.format(UNKNOWN_ID)
+                for name, method, path, status, body, key in (
+                    ("invalid body → 400", "POST", SUBMIT, 400, INVALID_BODY, True),
+                    ("unknown request id → 404", "GET", unknown, 404, None, True),
+                    ("no key → 401", "GET", unknown, 401, None, False),
+                ):
+                    checks.append(Check(name))
+                    await self._call(http, checks[-1], method, path, {status}, body, key=key)
             finally:
                 await self.proxy.aclose()
         return checks
@@ -138,21 +140,6 @@ class Verifier:
         elif media_type != output.get("media_type"):
             check.problems.append(Problem("/headers/content-type", str(output.get("media_type")), media_type))
         check.note = f"{len(response.content)} bytes of {media_type}"
-        return check
-
-    async def _expect(
-        self,
-        http: httpx.AsyncClient,
-        name: str,
-        method: str,
-        path: str,
-        statuses: set[int],
-        body: Any = None,
-        *,
-        key: bool = True,
-    ) -> Check:
-        check = Check(name)
-        await self._call(http, check, method, path, statuses, body, key=key)
         return check
 
     async def _call(

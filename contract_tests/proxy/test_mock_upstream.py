@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from contract_tests.spec_helpers import operation
 from mock_gateway.backend import OUTCOME_HEADER
 from mock_gateway.conformance import Conformance
 from mock_gateway.proxy import ContractProxy
@@ -25,19 +26,9 @@ PNG = (
     "data:image/png;base64,"
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGM4UaEBAAN0AWnL+tDXAAAAAElFTkSuQmCC"
 )
-REFERENCE = {
-    "prompt": "A serene Japanese tea garden at dusk with stone lanterns lighting a winding path",
-    "negative_prompt": "",
-    "image_size": "square_hd",
-    "num_inference_steps": 30,
-    "guidance_scale": 4,
-    "cfg_range_start": 0,
-    "cfg_range_end": 1,
-    "num_images": 1,
-    "output_format": "jpeg",
-    "enable_safety_checker": True,
-    "sync_mode": False,
-}
+EXAMPLES = operation(SUBMIT, "post")["requestBody"]["content"]["application/json"]["examples"]
+REFERENCE = EXAMPLES["reference"]["value"]
+"""The reference's example request, from openapi.yaml."""
 WEBHOOKS: list[dict[str, Any]] = []
 
 
