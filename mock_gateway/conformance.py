@@ -4,7 +4,8 @@ Every rule is read from the spec through `Contract` (status codes, body schemas,
 request parameters); only what a schema cannot say is written here, each next to the spec text it
 comes from: the `<model-id>_<UUIDv7>` shape of `request_id`, `polling_url` naming the status
 operation for that id, and the status flow of `info.description` (no way back from a finished
-status; `completed_at` set exactly when finished), which needs the polls seen before.
+status, which needs the polls seen before; `completed_at` set exactly when finished; `output` set
+exactly when COMPLETED).
 
 A violation names the place with a JSON pointer into the message seen as
 `{"status": ..., "headers": {...}, "body": ...}`, such as `/body/model_id` or `/headers/retry-after`.
@@ -306,6 +307,11 @@ class Conformance:
             )
         if not finished and body.get("completed_at") is not None:
             yield "/body/completed_at", "completed-at", f"set while {status}", "null", body["completed_at"]
+        # RequestStatus.output: "null until the request is COMPLETED", and the result once it is.
+        if "output" in body and status == "COMPLETED" and body["output"] is None:
+            yield "/body/output", "output", "missing while COMPLETED", "the result", None
+        if "output" in body and status != "COMPLETED" and body["output"] is not None:
+            yield "/body/output", "output", f"set while {status}", "null", body["output"]
         with self._lock:
             before = self._statuses.pop(request_id, None)
             self._statuses[request_id] = status

@@ -38,6 +38,8 @@ VIOLATIONS_HEADER = "x-contract-violations"
 MEDIA_PREFIX = "/__proxy/media/"
 ADMIN_PREFIX = "/__mock/"
 MAX_HEADER_CHARS = 400
+MAX_MEDIA = 100_000
+"""Rewritten media URLs remembered (the oldest forgotten first)."""
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -300,6 +302,8 @@ class ContractProxy:
             extension = mimetypes.guess_extension(mimetypes.guess_type(urlsplit(url).path)[0] or "") or ""
             token = hashlib.sha256(url.encode()).hexdigest()[:32] + extension
             self._media[token] = url
+            if len(self._media) > MAX_MEDIA:
+                del self._media[next(iter(self._media))]
             raw = raw.replace(orjson.dumps(url), orjson.dumps(f"{base}{MEDIA_PREFIX}{token}"))
         return raw
 

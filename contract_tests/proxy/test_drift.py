@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from mock_gateway.conformance import Conformance, ContractViolation
 from mock_gateway.proxy import ContractProxy
 from mock_gateway.testing import LiveServer
 
-from .drift import STATUS, SUBMIT, drifting_app
+from .drift import STATUS, SUBMIT, drifting_app, request_id, status_body
 
 KEY = {"Ocp-Apim-Subscription-Key": "secret-key-123"}
 
@@ -122,3 +123,28 @@ async def test_a_correct_answer_has_no_violation(http):
     assert response.status_code == 202
     assert response.headers["x-contract-violations"] == "0"
     assert await violations(http) == []
+
+
+def test_the_rules_a_schema_cannot_hold():
+    """Checked on status objects directly: the id shapes, polling_url, completed_at and output."""
+    conformance = Conformance()
+    rid = request_id()
+    queued = {"request_id": "boogu-image_42", "status": "QUEUED", "polling_url": "https://g/elsewhere"}
+    problems = conformance.check_response("submit_text_to_image", 202, {}, queued, submit_path=SUBMIT)
+    assert found_in(problems) == {
+        ("/body/request_id", "request-id-shape"),
+        ("/body/polling_url", "polling-url"),
+    }
+    odd = {**status_body(rid, "FAILED"), "completed_at": None, "output": {"media_url": [], "media_type": "x"}}
+    problems = conformance.check_response(
+        "get_request_status", 200, {}, odd, path_params={"request_id": "other"}
+    )
+    assert found_in(problems) == {
+        ("/body/request_id", "request-id-echo"),
+        ("/body/completed_at", "completed-at"),
+        ("/body/output", "output"),
+    }
+
+
+def found_in(problems: list[ContractViolation]) -> set[tuple[str, str]]:
+    return {(problem.pointer, problem.rule) for problem in problems}
