@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from rich.console import Console
@@ -25,7 +26,7 @@ from rich.markup import escape
 
 from mock_gateway.cassette import CassetteWriter
 from mock_gateway.conformance import KEY_HEADER, TERMINAL
-from mock_gateway.proxy import ContractProxy
+from mock_gateway.proxy import OWN_ANSWER_HEADER, ContractProxy
 
 DEFAULT_BASE_URL = "https://gateway.pixazo.ai"
 SUBMIT = "/boogu-image/v1/boogu-image-request"
@@ -40,6 +41,12 @@ INVALID_BODY = {"prompt": "boogu verify", "num_inference_steps": 10}
 UNKNOWN_ID = "boogu-image_00000000-0000-7000-8000-000000000000"
 EXIT_DRIFT = 1
 EXIT_USAGE = 2
+EXIT_UNREACHABLE = 11
+"""As `boogu`'s connection error: no verdict, the gateway did not answer."""
+
+
+class Unreachable(Exception):
+    """The proxy answered for the gateway (unreachable, timed out): there is nothing to judge."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,8 @@ class Verifier:
         seen = self.proxy.violations.total
         headers = {KEY_HEADER: self.api_key} if key else {}
         response = await http.request(method, path, json=body, headers=headers)
+        if OWN_ANSWER_HEADER in response.headers:
+            raise Unreachable(_json(response).get("message", response.text))
         if response.status_code not in statuses:
             expected = " or ".join(str(status) for status in sorted(statuses))
             check.problems.append(
@@ -204,6 +213,13 @@ def price(value: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"expected a number such as 0.02, got {value!r}") from None
 
 
+def http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"expected an http(s) URL such as {DEFAULT_BASE_URL}, got {value!r}")
+    return value
+
+
 def register(commands: Any) -> None:
     """Add `verify` to the `boogu` command's subparsers."""
     verify = commands.add_parser(
@@ -211,7 +227,9 @@ def register(commands: Any) -> None:
         help="check a live gateway against openapi.yaml (one paid image; needs --yes)",
         description=__doc__,
     )
-    verify.add_argument("--base-url", help=f"gateway URL (default: $BOOGU_BASE_URL or {DEFAULT_BASE_URL})")
+    verify.add_argument(
+        "--base-url", type=http_url, help=f"gateway URL (default: $BOOGU_BASE_URL or {DEFAULT_BASE_URL})"
+    )
     verify.add_argument("--yes", action="store_true", help="agree to pay for the one image")
     verify.add_argument(
         "--price-per-image",
@@ -229,7 +247,7 @@ def register(commands: Any) -> None:
 
 def command(args: argparse.Namespace, out: object = None) -> int:
     console = Console(highlight=False)
-    errors = Console(stderr=True, highlight=False)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
     base_url = args.base_url or os.environ.get("BOOGU_BASE_URL") or DEFAULT_BASE_URL
     api_key = os.environ.get("BOOGU_API_KEY", "")
     if not api_key:
@@ -256,6 +274,11 @@ def command(args: argparse.Namespace, out: object = None) -> int:
     proxy_log.setLevel(logging.ERROR)
     try:
         checks = asyncio.run(verifier.run())
+    except Unreachable as exc:
+        errors.print(
+            f"boogu verify: no verdict, the gateway at {base_url} did not answer: {exc}", markup=False
+        )
+        return EXIT_UNREACHABLE
     finally:
         proxy_log.setLevel(level)
     report(checks, console)

@@ -35,6 +35,7 @@ from .journal import SECRET_HEADERS
 
 logger = logging.getLogger("mock_gateway.proxy")
 VIOLATIONS_HEADER = "x-contract-violations"
+OWN_ANSWER_HEADER = "x-contract-proxy-answer"
 MEDIA_PREFIX = "/__proxy/media/"
 ADMIN_PREFIX = "/__mock/"
 MAX_HEADER_CHARS = 400
@@ -74,8 +75,9 @@ class Answer:
 
 
 def error_answer(status: int, error: str, message: str) -> Answer:
+    """An answer of the proxy (or replay) itself, marked so that no one takes it for the gateway's."""
     body = orjson.dumps({"error": error, "message": message})
-    return Answer(status, [("content-type", "application/json")], body, own=True)
+    return Answer(status, [("content-type", "application/json"), (OWN_ANSWER_HEADER, "1")], body, own=True)
 
 
 class ViolationLog:

@@ -8,7 +8,7 @@ import pytest
 
 from boogu.cli import main
 from mock_gateway.cassette import load
-from mock_gateway.testing import LiveServer, MockGateway
+from mock_gateway.testing import LiveServer, MockGateway, free_port_socket
 
 from .drift import drifting_app
 
@@ -61,3 +61,18 @@ def test_a_drifting_gateway_fails_with_pointers(monkeypatch, capsys):
     assert "FAIL  poll until finished" in out and "/status  spec: 200  gateway: 404" in out
     assert "FAIL  invalid body → 400" in out and "FAIL  no key → 401" in out
     assert "checks drift from openapi.yaml" in out
+
+
+def test_a_gateway_that_does_not_answer_gets_no_verdict(monkeypatch, capsys):
+    monkeypatch.setenv("BOOGU_API_KEY", "k")
+    with free_port_socket() as sock:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"  # closed when the block ends
+    assert main(["verify", "--base-url", url, "--yes"]) == 11
+    assert "no verdict" in capsys.readouterr().err
+
+
+def test_the_base_url_must_be_http(monkeypatch, capsys):
+    monkeypatch.setenv("BOOGU_API_KEY", "k")
+    with pytest.raises(SystemExit) as exited:
+        main(["verify", "--base-url", "gateway.pixazo.ai", "--yes"])
+    assert exited.value.code == 2 and "expected an http(s) URL" in capsys.readouterr().err
