@@ -188,9 +188,8 @@ class ContractProxy:
     ) -> Answer:
         secrets = [value for name, value in headers if name.lower() in SECRET_HEADERS and value]
         url = self.upstream + target
-        answer = await self._exchange(
-            method, url, [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP], body
-        )
+        forwarded = [(name, value) for name, value in headers if name.lower() not in HOP_BY_HOP]
+        answer = await self._exchange(method, url, forwarded, body)
         if answer.own or path.startswith(ADMIN_PREFIX):
             return answer
         routed = self.conformance.route(method, path)
@@ -226,7 +225,7 @@ class ContractProxy:
                     method=method,
                     uri=url,
                     path=target,
-                    request_headers=[(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP],
+                    request_headers=forwarded,
                     request_body=body,
                     status=final.status,
                     response_headers=final.headers,
