@@ -223,3 +223,16 @@ def test_the_replay_command_refuses_a_malformed_cassette(tmp_path):
     )
     assert done.returncode == 2
     assert "bad.yaml: interaction #1: response: expected a mapping, got None" in done.stderr
+
+
+async def test_concurrent_polls_get_each_recording_once_then_the_last(recorded):
+    cassette, _ = recorded
+    app = ReplayApp.from_file(cassette)
+    headers = {"Ocp-Apim-Subscription-Key": "k"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://replay.test", headers=headers
+    ) as http:
+        request_id = (await http.post(SUBMIT, json=REFERENCE)).json()["request_id"]
+        polls = await asyncio.gather(*(http.get(STATUS.format(request_id)) for _ in range(20)))
+    statuses = sorted(poll.json()["status"] for poll in polls)
+    assert statuses.count("COMPLETED") == 19 and len(set(statuses) - {"COMPLETED"}) == 1
