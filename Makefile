@@ -11,7 +11,7 @@ export NO_PROXY := 127.0.0.1,localhost,$(NO_PROXY)
 export no_proxy := 127.0.0.1,localhost,$(no_proxy)
 
 .PHONY: setup generate check-generated lint lint-python lint-spec spec-diff docs clients chromium test test-contract
-.PHONY: test-ts test-client demo mock bench bench-client dist clean
+.PHONY: test-ts test-client demo mock bench bench-client bench-proxy dist clean
 
 setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
 
@@ -83,6 +83,9 @@ bench: setup ## requests per second: mock vs bare Starlette vs Prism; then in-pr
 
 bench-client: setup ## how fast `boogu wait` notices a finished job, vs fixed 5/10 s polling (~25 s)
 	$(PY) tools/bench_polling.py
+
+bench-proxy: setup ## what the validating proxy adds per call, against direct calls to the same mock
+	$(PY) tools/bench_proxy.py
 
 clean:
 	rm -rf $(VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache images

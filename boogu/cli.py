@@ -27,6 +27,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import verify
 from ._client import AsyncBoogu, Boogu, ClientOptions, WaitOptions
 from ._errors import (
     APIConnectionError,
@@ -488,6 +489,8 @@ def parser() -> argparse.ArgumentParser:
         help="submit again lines whose submit got no answer (they may become duplicate, charged jobs)",
     )
     batch.set_defaults(handler=cmd_batch)
+
+    verify.register(commands)
     return top
 
 

@@ -1,4 +1,8 @@
-"""`python -m mock_gateway` / `mock-gateway`: serve the mock gateway over HTTP."""
+"""`python -m mock_gateway` / `mock-gateway`: serve the mock gateway over HTTP.
+
+`python -m mock_gateway proxy ...` and `... replay ...` run the validating proxy and the replay
+(see contract_cli.py).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
+from . import contract_cli
 from .app import create_app
 from .config import DEFAULT_API_KEY, ConfigError, MockConfig
 
@@ -108,6 +113,9 @@ def config_from(args: argparse.Namespace) -> MockConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["proxy"], ["replay"]):
+        return contract_cli.main(argv)
     args = parser().parse_args(argv)
     console = Console(stderr=True)
     try:

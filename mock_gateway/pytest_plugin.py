@@ -12,11 +12,17 @@ Configure with the marker `@pytest.mark.mock_gateway(speed=100, rate_limit={"rat
 pytest loads this plugin in every run of a venv that has the toolkit, so loading it costs nothing:
 the gateway (Starlette, Pillow, jsonschema, httpx...) is imported when a fixture is first used.
 `pytest -p no:boogu_mock_gateway` leaves it out altogether.
+
+Recorded answers instead of the mock: `@pytest.mark.mock_gateway(replay="cassettes/x.yaml")` (a
+cassette written by `python -m mock_gateway proxy --record`, relative to the test file) and
+- `mock_gateway_replay`: the cassette served on a free loopback port (`.base_url`, `.client()`);
+- `boogu_client_replay`: the generated client pointed at it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -24,29 +30,55 @@ import pytest
 if TYPE_CHECKING:
     from boogu_image_client import AuthenticatedClient
 
-    from .testing import MockGateway
+    from .testing import MockGateway, ReplayGateway
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "mock_gateway(**settings): MockConfig settings for the mock gateway fixtures"
+        "markers",
+        "mock_gateway(**settings): MockConfig settings for the mock gateway fixtures; "
+        "replay=CASSETTE for mock_gateway_replay",
     )
 
 
-def _gateway(request: pytest.FixtureRequest, *, served: bool) -> MockGateway:
-    """A gateway configured by the test's `mock_gateway` marker; the first call imports the gateway."""
+def _testing() -> ModuleType:
+    """`mock_gateway.testing`, imported on a fixture's first use; a clear failure without the extra."""
     from .extra import MockExtraMissing, require_mock_extra
 
     try:
         require_mock_extra()
     except MockExtraMissing as error:
         pytest.fail(str(error), pytrace=False)
+    from . import testing
+
+    return testing
+
+
+def _gateway(request: pytest.FixtureRequest, *, served: bool) -> MockGateway:
+    """A gateway configured by the test's `mock_gateway` marker (its `replay` is for the replay fixtures)."""
+    testing = _testing()
     from .config import MockConfig
-    from .testing import MockGateway
 
     marker = request.node.get_closest_marker("mock_gateway")
     settings = dict(marker.kwargs) if marker else {}
-    return MockGateway(MockConfig().updated(settings), served=served)
+    settings.pop("replay", None)
+    gateway: MockGateway = testing.MockGateway(MockConfig().updated(settings), served=served)
+    return gateway
+
+
+@pytest.fixture
+def mock_gateway_replay(request: pytest.FixtureRequest) -> Iterator[ReplayGateway]:
+    marker = request.node.get_closest_marker("mock_gateway")
+    cassette = marker.kwargs.get("replay") if marker else None
+    if not cassette:
+        raise pytest.UsageError('mock_gateway_replay needs @pytest.mark.mock_gateway(replay="cassette.yaml")')
+    with _testing().ReplayGateway(request.path.parent / cassette) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def boogu_client_replay(mock_gateway_replay: ReplayGateway) -> AuthenticatedClient:
+    return mock_gateway_replay.client()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
@@ -23,13 +23,13 @@ from typing import Any, Self, TypeVar, cast
 import httpx
 import uvicorn
 from boogu_image_client import AuthenticatedClient
-from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message
 
 from .app import create_app
 from .backend import GatewayBackend
 from .clock import Clock
 from .config import DEFAULT_API_KEY, MockConfig
+from .replay import ReplayApp
 from .webhooks import Sender
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
@@ -226,7 +226,7 @@ def free_port_socket(host: str = "127.0.0.1") -> socket.socket:
 class LiveServer:
     """Uvicorn serving an app on a loopback port, in a background thread."""
 
-    def __init__(self, app: Starlette, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1") -> None:
         self._socket = free_port_socket(host)
         port = self._socket.getsockname()[1]
         self.base_url = f"http://{host}:{port}"
@@ -328,6 +328,38 @@ class MockGateway:
         return self.backend.configure(changes)
 
 
+class ReplayGateway:
+    """A cassette replayed on a free loopback port (see replay.py), for tests and tools."""
+
+    def __init__(self, cassette: str | Path, api_key: str = DEFAULT_API_KEY) -> None:
+        self.app = ReplayApp.from_file(cassette)
+        self.api_key = api_key
+        self._server = LiveServer(self.app)
+        self.base_url = self._server.base_url
+
+    def __enter__(self) -> Self:
+        self._server.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.stop()
+
+    def http(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, **kwargs)
+
+    def client(self, api_key: str | None = None, **kwargs: Any) -> AuthenticatedClient:
+        """The generated client; any key matches a recording made with a key (keys are not recorded)."""
+        return AuthenticatedClient(
+            base_url=self.base_url,
+            token=api_key or self.api_key,
+            auth_header_name=KEY_HEADER,
+            prefix="",
+            **kwargs,
+        )
+
+
 @contextlib.contextmanager
 def gateway_process(
     *args: str,
@@ -335,15 +367,17 @@ def gateway_process(
     timeout: float = 20.0,
     python: str | Path = sys.executable,
     cwd: Path | None = None,
+    subcommand: Sequence[str] = (),
 ) -> Iterator[str]:
     """Run `python -m mock_gateway ARGS` on a free loopback port until the block ends; yields its URL.
 
     For tools that need the gateway as a separate process (the demo, the schemathesis CLI, benchmarks),
     and for the wheel test, which runs it from another venv (`python`) and folder (`cwd`).
+    `subcommand=["proxy"]` runs the validating proxy instead (ready once its upstream's health answers).
     """
     with free_port_socket(host) as sock:
         port = sock.getsockname()[1]
-    command = [str(python), "-m", "mock_gateway", "--host", host, "--port", str(port), *args]
+    command = [str(python), "-m", "mock_gateway", *subcommand, "--host", host, "--port", str(port), *args]
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base_url = f"http://{host}:{port}"
     try:

@@ -1,0 +1,79 @@
+"""The replay: a recorded session served offline, deterministically, from a cassette.
+
+Each request is answered by the recording that `cassette.Matcher` picks, byte for byte; a request
+that no recording matches gets a 404 `Not Recorded` error naming the closest recording, is logged,
+and is listed by `GET /__mock/unmatched`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from .cassette import Matcher, Miss, Recording, load
+from .conformance import KEY_HEADER, Conformance
+from .proxy import ADMIN_PREFIX, HOP_BY_HOP, Answer, TooLarge, error_answer, lifespan, read_body, send_answer
+
+logger = logging.getLogger("mock_gateway.replay")
+NOT_REPLAYED = HOP_BY_HOP | {"date", "server"}
+"""Headers the serving HTTP server writes itself."""
+
+
+class ReplayApp:
+    """An ASGI app answering from recordings; `from_file` reads a cassette."""
+
+    def __init__(
+        self,
+        recordings: Sequence[Recording],
+        *,
+        conformance: Conformance | None = None,
+        max_body_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        conformance = conformance or Conformance()
+        self.matcher = Matcher(recordings, conformance.body_defaults)
+        self.max_body_bytes = max_body_bytes
+        self.unmatched: list[dict[str, Any]] = []
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ReplayApp:
+        return cls(load(path))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        await send_answer(send, await self.answer(scope, receive))
+
+    async def answer(self, scope: Scope, receive: Receive) -> Answer:
+        method, path = scope["method"], scope["path"]
+        if path == f"{ADMIN_PREFIX}health":
+            health = {"status": "ok", "recordings": len(self.matcher.recordings)}
+            return Answer(200, [("content-type", "application/json")], orjson.dumps(health))
+        if path == f"{ADMIN_PREFIX}unmatched":
+            return Answer(200, [("content-type", "application/json")], orjson.dumps(self.unmatched))
+        try:
+            body = await read_body(receive, self.max_body_bytes)
+        except TooLarge:
+            return error_answer(
+                413, "Payload Too Large", f"The replay reads bodies up to {self.max_body_bytes} bytes."
+            )
+        query = scope.get("query_string", b"").decode("latin-1")
+        target = path + (f"?{query}" if query else "")
+        has_key = any(name.lower() == KEY_HEADER.encode() and value for name, value in scope["headers"])
+        found = self.matcher.match(method, target, body, has_key)
+        if isinstance(found, Miss):
+            message = found.message(method, target)
+            logger.warning("%s", message)
+            self.unmatched.append({"method": method, "path": target, "message": message})
+            return error_answer(404, "Not Recorded", message)
+        headers = [
+            (name, value) for name, value in found.response_headers if name.lower() not in NOT_REPLAYED
+        ]
+        return Answer(found.status, headers, found.response_body)
