@@ -46,6 +46,7 @@ spec-diff: setup ## breaking changes in openapi.yaml since its last change (or s
 
 docs: setup ## the offline HTML reference of openapi.yaml: build/docs/index.html, served by the mock at /docs
 	npm run --silent docs
+	$(PY) tools/offline_docs.py
 
 clients: setup ## the TypeScript client and OpenAPI Generator's typescript-fetch and python clients, built in build/clients/
 	$(PY) tools/client_smoke.py --build-only
