@@ -68,8 +68,8 @@ VIEWS = [
         "#/text_to_image/submit_text_to_image",
         ["Submit a text-to-image request"],
         {
-            "402": ["`error` is `Insufficient Balance`", ERROR_BODY],
-            "429": ["`error` is `Too Many Requests`", "Retry-After"],
+            "402": ["error is Insufficient Balance", ERROR_BODY],
+            "429": ["error is Too Many Requests", "Retry-After"],
         },
     ),
     View(
@@ -83,8 +83,8 @@ VIEWS = [
         "#/status/get_request_status",
         ["Get the status of a request"],
         {
-            "404": ["No request with this id exists", "`error` is `Not Found`", ERROR_BODY],
-            "429": ["`error` is `Too Many Requests`"],
+            "404": ["No request with this id exists", "error is Not Found", ERROR_BODY],
+            "429": ["error is Too Many Requests"],
         },
     ),
     View(
