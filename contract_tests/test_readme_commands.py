@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,10 @@ import pytest
 from mock_gateway.testing import gateway_process
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+from processes import run_captured  # noqa: E402
+
 DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "client.md"]
 DOCUMENTED_MOCK = "http://127.0.0.1:8080"
 SKIP = re.compile(r"<!-- readme-test: skip: (?P<reason>[^\n]*?) -->\n")
@@ -88,21 +91,13 @@ def run(block: Block, folder: Path, base_url: str) -> Ran:
         "NO_COLOR": "1",
     }
     started = time.monotonic()
-    try:
-        result = subprocess.run(
-            [BASH, "-euo", "pipefail", "-c", block.code.replace(DOCUMENTED_MOCK, base_url)],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=BLOCK_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        output = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else exc.output or ""
+    script = block.code.replace(DOCUMENTED_MOCK, base_url)
+    code, output = run_captured(
+        [BASH, "-euo", "pipefail", "-c", script], cwd=folder, env=env, timeout=BLOCK_TIMEOUT
+    )
+    if code is None:
         return Ran(-1, f"{output}\n(no end within {BLOCK_TIMEOUT:.0f} s)", time.monotonic() - started)
-    return Ran(result.returncode, result.stdout, time.monotonic() - started)
+    return Ran(code, output, time.monotonic() - started)
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere: mock_gateway is 
 sys.path.insert(0, str(ROOT / "tools"))
 
 import openapi_generator  # noqa: E402
+from processes import run_captured  # noqa: E402
 
 from mock_gateway.testing import gateway_process  # noqa: E402
 
@@ -189,24 +190,12 @@ def run_test(client: Client, base_url: str) -> tuple[int, str]:
         BOOGU_THROTTLED_KEY=THROTTLED_KEY,
         NO_COLOR="1",
     )
-    try:
-        result = subprocess.run(
-            client.command(),
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=TEST_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        output = exc.output.decode() if isinstance(exc.output, bytes) else exc.output or ""
-        print(output)
+    code, output = run_captured(client.command(), cwd=ROOT, env=env, timeout=TEST_TIMEOUT)
+    print(output, end="", flush=True)
+    if code is None:
         print(f"client_smoke: {client.name} did not finish within {TEST_TIMEOUT:.0f} s")
         return 1, output
-    print(result.stdout, end="", flush=True)
-    return result.returncode, result.stdout
+    return code, output
 
 
 def journal_problems(base_url: str) -> list[str]:

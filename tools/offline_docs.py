@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("page", nargs="?", type=Path, default=DOCS_HTML)
     args = parser.parse_args(argv)
+    if not args.page.is_file():
+        print(f"offline_docs: {args.page} is missing: build it first (`npm run docs`)", file=sys.stderr)
+        return 1
     html = args.page.read_text(encoding="utf-8")
     if CSP_META in html:
         print(f"offline_docs: {args.page} is already offline")
