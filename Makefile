@@ -47,9 +47,10 @@ spec-diff: setup ## breaking changes in openapi.yaml since its last change (or s
 
 docs: setup ## the offline HTML reference of openapi.yaml: build/docs/index.html, served by the mock at /docs
 	npm run --silent docs
+	$(PY) tools/offline_docs.py
 
-clients: setup ## the TypeScript client generated from openapi.yaml and compiled: build/clients/typescript/
-	npm run --silent clients
+clients: setup ## the TypeScript client and OpenAPI Generator's typescript-fetch and python clients, built in build/clients/
+	$(PY) tools/client_smoke.py --build-only
 
 dist: setup docs ## the two wheels a third party installs, in build/dist/ (no download: the venv's backends)
 	rm -rf build/dist
@@ -60,7 +61,7 @@ chromium: ## Debian's chromium for the docs test, installed when missing (needs 
 
 test: setup check-generated lint docs clients chromium ## everything: drift check, lint, all test suites
 	$(PY) tools/schemathesis_cli.py
-	$(PY) tools/ts_smoke.py --no-build
+	$(PY) tools/client_smoke.py --no-build
 	$(PY) tools/run_pytest.py
 
 test-contract: setup ## only the contract suite
@@ -69,8 +70,8 @@ test-contract: setup ## only the contract suite
 test-client: setup ## only the client suite (~30 s)
 	$(PY) tools/run_pytest.py contract_tests/client
 
-test-ts: clients ## only the TypeScript client's smoke test against the mock gateway
-	$(PY) tools/ts_smoke.py --no-build
+test-ts: clients ## only the clients in other languages: each one's smoke test against the mock gateway
+	$(PY) tools/client_smoke.py --no-build
 
 demo: setup ## start the mock gateway and drive a real generation end to end
 	$(PY) tools/demo.py --out images

@@ -7,6 +7,9 @@ anyone who learns the URL can post one: confirm with `client.status(request_id)`
     with WebhookReceiver(port=8000) as receiver:           # python -m boogu.webhooks --port 8000
         submission = client.submit(request, webhook_url=receiver.url)
         final = receiver.wait_for(submission.request_id, timeout=120)
+
+It receives on one path, `/boogu-webhook` unless `path=` (`--path`) says otherwise, and answers 404
+to a POST anywhere else.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +34,22 @@ from ._models import JobStatus
 logger = logging.getLogger("boogu.webhooks")
 MAX_BODY_BYTES = 1024 * 1024
 """A status object is small; a receiver should not buffer whatever a stranger sends."""
+DEFAULT_PATH = "/boogu-webhook"
+_PATH = re.compile(r"/[!-~]{0,1023}")  # printable ASCII, no space: what a URL path can hold as is
+
+
+def webhook_path(value: str) -> str:
+    """`value` if it can be the receiver's URL path, else ValueError saying why.
+
+    It must start with `/` and be printable ASCII without spaces, `?` or `#` (a query or fragment
+    would never match the request line), at most 1024 characters.
+    """
+    if not _PATH.fullmatch(value) or "?" in value or "#" in value:
+        raise ValueError(
+            f"path must start with / and be at most 1024 printable ASCII characters without spaces, "
+            f"? or #; got {value[:80]!r}"
+        )
+    return value
 
 
 def parse_webhook(body: bytes | str | Mapping[str, Any]) -> RequestStatus:
@@ -74,10 +94,10 @@ class WebhookReceiver:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        path: str = "/boogu-webhook",
+        path: str = DEFAULT_PATH,
         on_status: StatusHandler | None = None,
     ) -> None:
-        self.path = path
+        self.path = webhook_path(path)
         self._on_status = on_status
         self._received: dict[str, RequestStatus] = {}
         self._arrived = threading.Condition()
@@ -163,12 +183,24 @@ class WebhookReceiver:
         return Handler
 
 
+def _path_argument(value: str) -> str:
+    try:
+        return webhook_path(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m boogu.webhooks`: print each delivered status object as a line of JSON."""
     parser = argparse.ArgumentParser(prog="python -m boogu.webhooks", description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--path", default="/boogu-webhook")
+    parser.add_argument(
+        "--path",
+        type=_path_argument,
+        default=DEFAULT_PATH,
+        help="the URL path to receive on; a POST to any other answers 404 (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     def show(status: RequestStatus) -> None:

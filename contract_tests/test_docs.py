@@ -3,7 +3,8 @@
 The browser test loads `/docs` from a served mock in headless Chromium (Debian's `chromium`, driven
 by the pinned playwright-core), walks the overview, each operation and the webhook, opens the error
 answers' tabs, and saves a screenshot to build/docs/screenshot.png. Every request that would leave
-the mock is blocked and recorded: the page must not need one.
+the mock is blocked and counted: there must be none (tools/offline_docs.py makes the attribution
+logo local and adds a Content-Security-Policy).
 
 Without Chromium, Node's playwright-core or the built page, these tests skip, saying what to run;
 under CI (`CI` set) they fail instead, since `make test` installs and builds all three.
@@ -15,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +27,17 @@ from mock_gateway import app as app_module
 from mock_gateway.testing import MockGateway
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import offline_docs  # noqa: E402
+
 DOCS_HTML = ROOT / "build" / "docs" / "index.html"
 SCREENSHOT = ROOT / "build" / "docs" / "screenshot.png"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 PLAYWRIGHT = ROOT / "node_modules" / "playwright-core"
 BROWSER_TIMEOUT = 120
 
-ERROR_BODY = "A short, stable name of the error"  # ErrorResponse.error's description
+ERROR_BODY = "A short, stable name of the kind of error"  # ErrorResponse.error's description
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,10 @@ VIEWS = [
         "submit_text_to_image",
         "#/text_to_image/submit_text_to_image",
         ["Submit a text-to-image request"],
-        {"402": ["Insufficient Balance", ERROR_BODY], "429": ["Too Many Requests", "Retry-After"]},
+        {
+            "402": ["error is Insufficient Balance", ERROR_BODY],
+            "429": ["error is Too Many Requests", "Retry-After"],
+        },
     ),
     View(
         "submit_image_edit",
@@ -73,11 +82,14 @@ VIEWS = [
         "get_request_status",
         "#/status/get_request_status",
         ["Get the status of a request"],
-        {"404": ["No request with this id exists", ERROR_BODY], "429": ["Too Many Requests"]},
+        {
+            "404": ["No request with this id exists", "error is Not Found", ERROR_BODY],
+            "429": ["error is Too Many Requests"],
+        },
     ),
     View(
         "requestFinished",
-        "#/status/receive_request_finished",
+        "#/webhooks/receive_request_finished",
         ["Final status of a request, sent to X-Webhook-URL", "requestFinished"],
     ),
 ]
@@ -191,6 +203,14 @@ def test_docs_serve_the_built_self_contained_page() -> None:
     assert "hydrate(__redoc_definition" in html
     # redocly.yaml `telemetry: off`: the page posts no usage reports.
     assert '"disableTelemetry":true' in html
+    # tools/offline_docs.py: the attribution logo is local, and a CSP keeps every request on the origin.
+    assert "cdn.redoc.ly" not in html
+    assert offline_docs.CSP_META in html[:2000]
+
+
+def test_offline_docs_fails_when_redoc_no_longer_holds_the_logo_urls() -> None:
+    with pytest.raises(ValueError, match=r"revisit tools/offline_docs\.py"):
+        offline_docs.make_offline("<!DOCTYPE html><html><head></head><body></body></html>")
 
 
 def run_browser(base_url: str) -> dict[str, Any]:
@@ -235,10 +255,7 @@ def test_reference_renders_operations_errors_and_webhook_in_chromium() -> None:
     ]
     assert not missing, "not shown on the rendered page:\n" + "\n".join(missing)
     assert not report["pageErrors"], report["pageErrors"]
-    # Only the attribution logo (an <img>, hidden when it fails) is ever asked of the outside.
-    needed = [item for item in report["blocked"] if item["type"] != "image"]
-    assert not needed, f"the page needs resources from outside the mock: {needed}"
-    errors = [e for e in report["consoleErrors"] if not e.startswith("Failed to load resource")]
-    assert not errors, errors
+    assert report["blocked"] == [], f"the page asked for resources outside the mock: {report['blocked']}"
+    assert not report["consoleErrors"], report["consoleErrors"]
     assert SCREENSHOT.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert SCREENSHOT.stat().st_size > 20_000, "the screenshot looks blank"

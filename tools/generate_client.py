@@ -1,7 +1,9 @@
 """Regenerate generated/ from openapi.yaml, or (--check) fail when generated/ is stale.
 
-The check regenerates into a temporary folder and compares trees, so it catches any drift:
-a changed spec, a changed generator config, or a hand edit of generated code.
+The generator's own templates are used except those in clients/openapi-python-client/ (the README,
+the client's auth header and timeout defaults, the open `Status` enum). The check regenerates into
+a temporary folder and compares trees, so it catches any drift: a changed spec, a changed generator
+config or template, or a hand edit of generated code.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi.yaml"
 CONFIG = ROOT / "openapi-python-client.yaml"
+TEMPLATES = ROOT / "clients" / "openapi-python-client"
 TARGET = ROOT / "generated"
 
 
@@ -33,6 +36,8 @@ def generate(into: Path) -> None:
             str(SPEC),
             "--config",
             str(CONFIG),
+            "--custom-template-path",
+            str(TEMPLATES),
             "--meta",
             "uv",
             "--output-path",

@@ -328,12 +328,6 @@ def test_timeouts_per_client_and_per_call(router: respx.MockRouter, clock: FakeC
     ]
 
 
-def test_the_generated_client_alone_has_no_timeout() -> None:
-    from boogu_image_client import AuthenticatedClient
-
-    assert AuthenticatedClient(base_url=BASE, token="k").get_httpx_client().timeout == httpx.Timeout(None)
-
-
 def test_a_sync_mode_submit_gets_time_for_the_images(router: respx.MockRouter, clock: FakeClock) -> None:
     seen: list[dict[str, float | None]] = []
 

@@ -37,6 +37,7 @@ from contract_tests.spec_helpers import (
     load_spec,
     reference_json_blocks,
     request_body_validator,
+    resolve,
     resolve_pointer,
     response_validator,
     schema_validator,
@@ -65,9 +66,8 @@ CHECKED: list[tuple[str, str, int]] = []
 
 
 def example(response: str, name: str) -> Any:
-    return resolve_pointer(f"#/components/responses/{response}/content/application~1json/examples/{name}")[
-        "value"
-    ]
+    pointer = f"#/components/responses/{response}/content/application~1json/examples/{name}"
+    return resolve(resolve_pointer(pointer))["value"]
 
 
 # --- the contract check on every answer ---------------------------------------------------------------

@@ -2,7 +2,7 @@
  * Smoke test of the generated TypeScript client against a live gateway (the mock, in CI):
  * both submit operations polled to COMPLETED and their images downloaded, one 402 and one 429.
  *
- * Run by tools/ts_smoke.py, which starts the mock and sets it up through its admin API:
+ * Run by tools/client_smoke.py, which starts the mock and sets it up through its admin API:
  *   BOOGU_BASE_URL       the gateway's base URL
  *   BOOGU_API_KEY        a key with money and room under the rate limit (default: test-key)
  *   BOOGU_BROKE_KEY      a key whose balance is 0, for the 402
@@ -21,11 +21,12 @@ import {
   sleep,
   waitUntilFinished,
 } from "./client.mjs";
+import { jpegSize, pngSize } from "./images.mjs";
 
 function env(name: string, fallback?: string): string {
   const value = process.env[name] ?? fallback;
   if (!value) {
-    throw new Error(`set ${name} (tools/ts_smoke.py does)`);
+    throw new Error(`set ${name} (tools/client_smoke.py does)`);
   }
   return value;
 }
@@ -54,31 +55,6 @@ function completed(status: RequestStatus, modelId: string): string[] {
   assert.ok(status.output, "a COMPLETED request has an output");
   assert.ok(status.output.media_url.length > 0, "output.media_url is empty");
   return status.output.media_url;
-}
-
-/** Width and height from a JPEG's start-of-frame marker. */
-function jpegSize(bytes: Uint8Array): [number, number] {
-  assert.deepEqual([...bytes.subarray(0, 3)], [0xff, 0xd8, 0xff], "not a JPEG");
-  let at = 2;
-  while (at + 9 < bytes.length) {
-    assert.equal(bytes[at], 0xff, "broken JPEG marker");
-    const marker = bytes[at + 1] ?? 0;
-    const length = ((bytes[at + 2] ?? 0) << 8) | (bytes[at + 3] ?? 0);
-    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
-      const height = ((bytes[at + 5] ?? 0) << 8) | (bytes[at + 6] ?? 0);
-      const width = ((bytes[at + 7] ?? 0) << 8) | (bytes[at + 8] ?? 0);
-      return [width, height];
-    }
-    at += 2 + length;
-  }
-  throw new Error("no start-of-frame marker in the JPEG");
-}
-
-/** Width and height from a PNG's IHDR chunk. */
-function pngSize(bytes: Uint8Array): [number, number] {
-  assert.deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], "not a PNG");
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return [view.getUint32(16), view.getUint32(20)];
 }
 
 describe("TypeScript client against the gateway", () => {

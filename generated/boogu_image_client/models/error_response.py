@@ -14,7 +14,7 @@ class ErrorResponse:
     """The body of every error answer."""
 
     error: str
-    """ A short, stable name of the error, such as `Insufficient Balance`. """
+    """ A short, stable name of the kind of error; each answer's example shows the name it takes. """
     message: str
     """ What went wrong, in words; for a validation error it names the field and the rule. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)

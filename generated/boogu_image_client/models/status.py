@@ -1,4 +1,4 @@
-from typing import Literal
+from typing import Literal, cast
 
 Status = Literal["COMPLETED", "ERROR", "FAILED", "PROCESSING", "QUEUED"]
 
@@ -12,6 +12,8 @@ STATUS_VALUES: set[Status] = {
 
 
 def check_status(value: str) -> Status:
-    if value in STATUS_VALUES:
-        return value
-    raise TypeError(f"Unexpected value {value!r}. Expected one of {STATUS_VALUES!r}")
+    """`value` as a Status. A string outside STATUS_VALUES is returned unchanged, not
+    rejected (the gateway may add values): check `value in STATUS_VALUES` before relying on one."""
+    if isinstance(value, str):
+        return cast(Status, value)
+    raise TypeError(f"Unexpected value {value!r}. Expected a string such as one of {STATUS_VALUES!r}")

@@ -1,0 +1,28 @@
+"""Run a command to its end (or a timeout) and keep everything it printed, for tools and tests alike."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def run_captured(
+    command: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+) -> tuple[int | None, str]:
+    """The exit code (None when `timeout` s ran out first) and stdout and stderr interleaved."""
+    try:
+        result = subprocess.run(
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        output = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else exc.output or ""
+        return None, output
+    return result.returncode, result.stdout
