@@ -23,7 +23,7 @@ import httpx
 
 from . import media
 from .clock import Clock, OffsetClock
-from .config import DEFAULT_API_KEY, MockConfig
+from .config import DEFAULT_API_KEY, MockConfig, money
 from .jobs import Job, JobStore, Outcome, iso_time, media_filename, timeline, uuid7
 from .journal import Journal
 from .ratelimit import RateLimiter, retry_after_seconds
@@ -65,6 +65,23 @@ def validation_error(message: str) -> GatewayError:
     return GatewayError(400, "Validation Error", message)
 
 
+MAX_KEY_LENGTH = 256
+
+
+def check_key(key: Any) -> str:
+    """`key` if it can be an API key, else a ValueError naming the rule: it must travel unchanged in a
+    header and in a URL path, so every key created authenticates and can be read back."""
+    if not isinstance(key, str) or not key:
+        raise ValueError("key: is required and must be a non-empty string")
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"key: must be at most {MAX_KEY_LENGTH} characters")
+    if not (key.isascii() and key.isprintable()):
+        raise ValueError("key: must be printable ASCII characters")
+    if key != key.strip():
+        raise ValueError("key: must not start or end with a space")
+    return key
+
+
 @dataclass
 class ApiKey:
     key: str
@@ -75,8 +92,8 @@ class ApiKey:
     def to_dict(self, balance: Decimal, charged: Decimal) -> dict[str, Any]:
         return {
             "key": self.key,
-            "balance": float(balance),
-            "charged": float(charged),
+            "balance": money(balance),
+            "charged": money(charged),
             "enabled": self.enabled,
             "models": sorted(self.models) if self.models is not None else None,
         }
@@ -111,7 +128,7 @@ class GatewayBackend:
         self.wallet = Wallet(self.clock)
         self.limiter = RateLimiter(self.clock, self.config.rate_limit)
         self.jobs = JobStore()
-        self.journal = Journal(self.config.journal_size)
+        self.journal = Journal(self.config.journal_size, self.config.journal_entry_bytes)
         self.webhooks = self._dispatcher(webhook_sender or post_json)
         self._deliveries: set[asyncio.Task[Any]] = set()
         self._keys: dict[str, ApiKey] = {}
@@ -160,8 +177,8 @@ class GatewayBackend:
                 self.limiter.configure(config.rate_limit)
             if "seed" in changes:
                 self.rng = random.Random(config.seed)
-            if "journal_size" in changes:
-                self.journal.resize(config.journal_size)
+            if {"journal_size", "journal_entry_bytes"} & changes.keys():
+                self.journal.resize(config.journal_size, config.journal_entry_bytes)
             if {"webhook_max_attempts", "webhook_backoff"} & changes.keys():
                 self.webhooks.configure(
                     max_attempts=config.webhook_max_attempts, backoff=config.webhook_backoff
