@@ -28,10 +28,12 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .admin_auth import AdminAuth, check_token
 from .backend import OUTCOME_HEADER, ApiKey, GatewayBackend, GatewayError, check_key
 from .clock import LATEST, MAX_ADVANCE, Clock
 from .config import DEFAULT_API_KEY, ConfigError, MockConfig, parse_amount
 from .jobs import iso_time
+from .limits import SlowBodyTimeout
 from .spec import load_spec, spec_path
 from .webhooks import Sender
 
@@ -280,6 +282,7 @@ async def submit(call: Call) -> Response:
         base_url=base_url(call),
         webhook_url=call.headers.get("x-webhook-url"),
         outcome=call.headers.get(OUTCOME_HEADER.lower()),
+        own_address=request.scope.get("server"),
     )
     # Sync mode renders images before answering: keep that off the event loop.
     sync = isinstance(body, dict) and body.get("sync_mode") is True
@@ -477,11 +480,13 @@ def create_app(
     webhook_sender: Sender | None = None,
     backend: GatewayBackend | None = None,
     served: bool = False,
+    admin_token: str | None = None,
 ) -> Starlette:
     """The mock gateway as an ASGI app; `app.state.backend` is its model, for tests to drive.
 
     `served` is for an app behind a real HTTP server (the CLI, the live-server fixture): there,
     simulated dropped connections break the socket instead of raising into the caller.
+    `admin_token` locks the admin API (`admin_auth.AdminAuth`).
     """
     if served:
         logging.getLogger("uvicorn.error").addFilter(_not_a_dropped_connection)
@@ -497,8 +502,11 @@ def create_app(
         async def ticker() -> None:
             while True:
                 await asyncio.sleep(TICK_SECONDS)
-                backend.tick()
-                await backend.webhooks.deliver_due()
+                try:  # one bad job must not stop settlement and webhooks for good
+                    backend.tick()
+                    backend.deliver_webhooks_soon()  # in the background: a slow receiver delays no tick
+                except Exception:
+                    logger.exception("the mock gateway's ticker failed; it goes on")
 
         task = asyncio.create_task(ticker())
         try:
@@ -531,7 +539,11 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
-        middleware=[Middleware(DropConnections)] if served else [],
+        middleware=[
+            Middleware(SlowBodyTimeout, backend=backend),
+            *([Middleware(AdminAuth, token=check_token(admin_token))] if admin_token is not None else []),
+            *([Middleware(DropConnections)] if served else []),
+        ],
     )
     app.state.backend = backend
     return app

@@ -283,6 +283,7 @@ class GatewayBackend:
         base_url: str,
         webhook_url: str | None = None,
         outcome: str | None = None,
+        own_address: tuple[str, int] | None = None,
     ) -> Submission:
         """Validate, charge and queue a job; in sync mode, finish it at once."""
         operation_id = self.operation_for(model_id, record)
@@ -291,7 +292,7 @@ class GatewayBackend:
             raise validation_error(str(violation))
         params = self.contract.with_defaults(operation_id, body)
         if webhook_url is not None:
-            self._check_webhook(operation_id, webhook_url)
+            self._check_webhook(operation_id, webhook_url, own_address)
         forced = self._parse_outcome(outcome)
         source = self._load_source(params["image_url"]) if "image_url" in params else None
 
@@ -382,7 +383,7 @@ class GatewayBackend:
         return settled
 
     def deliver_webhooks_soon(self) -> None:
-        """From inside a request: deliver due webhooks in the background, without delaying the answer."""
+        """On the event loop: deliver due webhooks in the background, without delaying the caller."""
         if not self.webhooks.due():
             return
         task = asyncio.get_running_loop().create_task(self.webhooks.deliver_due())
@@ -394,11 +395,11 @@ class GatewayBackend:
 
     # Helpers --------------------------------------------------------------------------------
 
-    def _check_webhook(self, operation_id: str, url: str) -> None:
+    def _check_webhook(self, operation_id: str, url: str, own_address: tuple[str, int] | None) -> None:
         violation = self.contract.check_header(operation_id, "X-Webhook-URL", url)
         if violation is not None:
             raise validation_error(str(violation))
-        refused = check_webhook_target(url, self.config.webhook_allowlist)
+        refused = check_webhook_target(url, self.config.webhook_allowlist, own_address)
         if refused is not None:
             raise validation_error(refused)
 

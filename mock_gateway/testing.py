@@ -28,6 +28,7 @@ from .app import create_app
 from .backend import GatewayBackend
 from .clock import Clock
 from .config import DEFAULT_API_KEY, MockConfig
+from .limits import server_config
 from .webhooks import Sender
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
@@ -108,8 +109,7 @@ class LiveServer:
         self._socket = free_port_socket(host)
         port = self._socket.getsockname()[1]
         self.base_url = f"http://{host}:{port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(server_config(app, log_level="warning", lifespan="on"))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
@@ -139,11 +139,18 @@ class MockGateway:
         api_key: str = DEFAULT_API_KEY,
         webhook_sender: Sender | None = None,
         served: bool = False,
+        admin_token: str | None = None,
     ) -> None:
         self.api_key = api_key
         self.served = served
+        self.admin_token = admin_token
         self.app = create_app(
-            config, clock=clock, api_key=api_key, webhook_sender=webhook_sender, served=served
+            config,
+            clock=clock,
+            api_key=api_key,
+            webhook_sender=webhook_sender,
+            served=served,
+            admin_token=admin_token,
         )
         self.backend: GatewayBackend = self.app.state.backend
         self._server = LiveServer(self.app) if served else None
@@ -178,7 +185,9 @@ class MockGateway:
         return {"transport": _SharedTransport(self._transport)} if self._transport is not None else {}
 
     def http(self, **kwargs: Any) -> httpx.Client:
-        """A plain httpx client for this gateway, for raw requests and the admin API."""
+        """A plain httpx client for this gateway, for raw requests and the admin API (with its token)."""
+        if self.admin_token is not None:
+            kwargs["headers"] = {"Authorization": f"Bearer {self.admin_token}", **kwargs.get("headers", {})}
         return httpx.Client(base_url=self.base_url, **self.httpx_args(), **kwargs)
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> AuthenticatedClient:
