@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import media
+from .budget import InputBudget, compact, input_bytes
 from .clock import Clock, OffsetClock
 from .config import DEFAULT_API_KEY, MockConfig, money
 from .jobs import Job, JobStore, Outcome, iso_time, media_filename, timeline, uuid7
@@ -128,6 +129,7 @@ class GatewayBackend:
         self.wallet = Wallet(self.clock)
         self.limiter = RateLimiter(self.clock, self.config.rate_limit)
         self.jobs = JobStore()
+        self.inputs = InputBudget(self.config.job_input_bytes)
         self.journal = Journal(self.config.journal_size, self.config.journal_entry_bytes)
         self.webhooks = self._dispatcher(webhook_sender or post_json)
         self._deliveries: set[asyncio.Task[Any]] = set()
@@ -160,6 +162,7 @@ class GatewayBackend:
         """Back to a fresh gateway with the same configuration: keys, money, jobs and logs cleared."""
         with self._lock:
             self.jobs.clear()
+            self.inputs.clear()
             self.journal.clear()
             self.wallet.reset()
             self.webhooks.reset()
@@ -177,6 +180,7 @@ class GatewayBackend:
                 self.limiter.configure(config.rate_limit)
             if "seed" in changes:
                 self.rng = random.Random(config.seed)
+            self.inputs.limit = config.job_input_bytes
             if {"journal_size", "journal_entry_bytes"} & changes.keys():
                 self.journal.resize(config.journal_size, config.journal_entry_bytes)
             if {"webhook_max_attempts", "webhook_backoff"} & changes.keys():
@@ -295,6 +299,7 @@ class GatewayBackend:
             self._check_webhook(operation_id, webhook_url, own_address)
         forced = self._parse_outcome(outcome)
         source = self._load_source(params["image_url"]) if "image_url" in params else None
+        params = compact(params)
 
         now = self.clock.now()
         with self._lock:
@@ -332,6 +337,8 @@ class GatewayBackend:
             source=source,
         )
         self.jobs.add(job)
+        self.inputs.add(request_id, input_bytes(params, source))
+        self._drop_over_budget()
         if sync:
             self.tick()
             inline = None
@@ -374,13 +381,20 @@ class GatewayBackend:
         now = self.clock.now()
         settled = self.jobs.settle_due(now, self.config.job_ttl)
         for job in settled:
+            self.inputs.finish(job.request_id)
             if job.outcome == "ERROR":
                 self.wallet.release(job.request_id)
             else:
                 self.wallet.capture(job.request_id)
             if job.webhook_url is not None:
                 self.webhooks.enqueue(job.request_id, job.webhook_url, job.to_status(job.finished_at))
+        if settled:
+            self._drop_over_budget()
         return settled
+
+    def _drop_over_budget(self) -> None:
+        for request_id in self.inputs.over():
+            self.jobs.discard(request_id)
 
     def deliver_webhooks_soon(self) -> None:
         """On the event loop: deliver due webhooks in the background, without delaying the caller."""

@@ -161,6 +161,11 @@ class JobStore:
                 self._jobs.pop(request_id, None)
         return due
 
+    def discard(self, request_id: str) -> None:
+        """Forget a job before its time (the input budget); its heap entries are skipped later."""
+        with self._lock:
+            self._jobs.pop(request_id, None)
+
     def clear(self) -> None:
         with self._lock:
             self._jobs.clear()

@@ -26,7 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .backend import GatewayBackend
 
-SHUTDOWN_SECONDS = 3
+SHUTDOWN_SECONDS = 2
 """After SIGTERM, requests still running after this are cancelled: the process exits within 5 s."""
 RESERVED_FDS = 64
 """File descriptors kept for everything but client sockets: the listener, webhooks, logs."""
@@ -61,6 +61,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
         self._in_body = False
+        self._message_ended = False
         self._header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -77,10 +78,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._message_ended = False
         super().data_received(data)
-        if self._in_body or self.transport.is_closing():
+        if self._in_body or self._message_ended or self.transport.is_closing():
             return
-        # Counted after parsing, so a chunk that completes small headers and carries body is not.
+        # Counted after parsing, so that a chunk which ends the headers, or a body, counts for none:
+        # a pipelined request may get one chunk (at most 256 KiB) past the limit.
         self._header_bytes += len(data)
         limit = self.backend.config.max_header_bytes
         if self._header_bytes > limit:
@@ -97,6 +100,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_body = False
+        self._message_ended = True
 
     def _too_slow(self) -> None:
         self._header_timer = None

@@ -221,10 +221,19 @@ def gateway_process(*args: str, host: str = "127.0.0.1", timeout: float = 20.0) 
 
     For tools that need the gateway as a separate process (the demo, the schemathesis CLI, benchmarks).
     """
+    with gateway_popen(*args, host=host, timeout=timeout) as (base_url, _):
+        yield base_url
+
+
+@contextlib.contextmanager
+def gateway_popen(
+    *args: str, host: str = "127.0.0.1", timeout: float = 20.0, **popen: Any
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`gateway_process` that also yields the process (for signals, memory), `popen` passed to Popen."""
     with free_port_socket(host) as sock:
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "mock_gateway", "--host", host, "--port", str(port), *args]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
     base_url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -240,7 +249,7 @@ def gateway_process(*args: str, host: str = "127.0.0.1", timeout: float = 20.0) 
                 )
                 raise RuntimeError(f"the mock gateway did not start: {error.strip()}")
             time.sleep(0.05)
-        yield base_url
+        yield base_url, process
     finally:
         process.terminate()
         try:
