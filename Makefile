@@ -11,7 +11,7 @@ export NO_PROXY := 127.0.0.1,localhost,$(NO_PROXY)
 export no_proxy := 127.0.0.1,localhost,$(no_proxy)
 
 .PHONY: setup generate check-generated lint lint-python lint-spec spec-diff docs clients chromium test test-contract
-.PHONY: test-ts test-client demo mock bench bench-client clean
+.PHONY: test-ts test-client demo mock bench bench-client fuzz clean
 
 setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
 
@@ -72,6 +72,9 @@ demo: setup ## start the mock gateway and drive a real generation end to end
 
 mock: setup ## serve the mock gateway on http://127.0.0.1:8080
 	$(PY) -m mock_gateway --host 127.0.0.1 --port 8080
+
+fuzz: setup ## hypothesis against the mock's admin API and API edges with 1,500 examples each (~1 min)
+	FUZZ_EXAMPLES=1500 $(PY) -m pytest contract_tests/mock/test_fuzz.py -q -p no:cacheprovider
 
 bench: setup ## requests per second: mock vs bare Starlette vs Prism
 	$(PY) tools/bench_mock.py
