@@ -33,7 +33,6 @@ from .backend import OUTCOME_HEADER, ApiKey, GatewayBackend, GatewayError, check
 from .clock import LATEST, MAX_ADVANCE, Clock
 from .config import DEFAULT_API_KEY, ConfigError, MockConfig, parse_amount
 from .jobs import iso_time
-from .limits import SlowBodyTimeout
 from .spec import load_spec, spec_path
 from .webhooks import Sender
 
@@ -540,7 +539,6 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
         middleware=[
-            Middleware(SlowBodyTimeout, backend=backend),
             *([Middleware(AdminAuth, token=check_token(admin_token))] if admin_token is not None else []),
             *([Middleware(DropConnections)] if served else []),
         ],

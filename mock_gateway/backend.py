@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import media
-from .budget import InputBudget, compact, input_bytes
+from .budget import InputBudget, stored_inputs
 from .clock import Clock, OffsetClock
 from .config import DEFAULT_API_KEY, MockConfig, money
 from .jobs import Job, JobStore, Outcome, iso_time, media_filename, timeline, uuid7
@@ -299,7 +299,7 @@ class GatewayBackend:
             self._check_webhook(operation_id, webhook_url, own_address)
         forced = self._parse_outcome(outcome)
         source = self._load_source(params["image_url"]) if "image_url" in params else None
-        params = compact(params)
+        params, input_size = stored_inputs(params, source)
 
         now = self.clock.now()
         with self._lock:
@@ -337,7 +337,7 @@ class GatewayBackend:
             source=source,
         )
         self.jobs.add(job)
-        self.inputs.add(request_id, input_bytes(params, source))
+        self.inputs.add(request_id, input_size)
         self._drop_over_budget()
         if sync:
             self.tick()

@@ -9,7 +9,6 @@ are forgotten (status answers 404, as after `job_ttl`), and unfinished ones are 
 from __future__ import annotations
 
 import hashlib
-import sys
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -19,24 +18,25 @@ LONG_TEXT = 4096
 KEPT_START = 1024
 
 
-def compact(params: dict[str, Any]) -> dict[str, Any]:
-    """`params` with every long string replaced by a short stand-in that is unique to it."""
-    if all(not isinstance(value, str) or len(value) <= LONG_TEXT for value in params.values()):
-        return params
-    return {name: _stand_in(value) if isinstance(value, str) else value for name, value in params.items()}
+def stored_inputs(params: dict[str, Any], source: bytes | None) -> tuple[dict[str, Any], int]:
+    """What a job keeps of its parameters (long strings replaced by a short stand-in unique to each)
+    and roughly how many bytes that and its source image hold. One pass: this is on every submit."""
+    size = len(source) if source is not None else 0
+    long_texts = []
+    for name, value in params.items():
+        if isinstance(value, str):
+            size += len(value)
+            if len(value) > LONG_TEXT:
+                long_texts.append(name)
+    if not long_texts:
+        return params, size
+    kept = {**params, **{name: _stand_in(params[name]) for name in long_texts}}
+    return kept, size - sum(len(params[name]) - len(kept[name]) for name in long_texts)
 
 
 def _stand_in(text: str) -> str:
-    if len(text) <= LONG_TEXT:
-        return text
     digest = hashlib.sha256(text.encode()).hexdigest()
     return f"{text[:KEPT_START]}…({len(text)} characters, sha256 {digest})"
-
-
-def input_bytes(params: dict[str, Any], source: bytes | None) -> int:
-    """Memory a job's inputs hold, roughly: its strings and its source image."""
-    texts = sum(sys.getsizeof(value) for value in params.values() if isinstance(value, str))
-    return texts + (len(source) if source is not None else 0)
 
 
 class InputBudget:
@@ -66,6 +66,8 @@ class InputBudget:
     def over(self) -> list[str]:
         """Request ids of the finished jobs to drop so that the total fits the limit (if it can)."""
         dropped: list[str] = []
+        if self._total <= self.limit:  # read without the lock: a stale answer only defers the drop
+            return dropped
         with self._lock:
             while self._total > self.limit and self._finished:
                 request_id, _ = self._finished.popitem(last=False)

@@ -1,16 +1,19 @@
 """Limits that keep a served mock alive under hostile clients: header size, slow requests, connections.
 
-Two layers, because uvicorn enforces none of these itself:
+uvicorn enforces none of these itself, so `GuardedHttpToolsProtocol` is its httptools protocol with
+limits at the socket, where they cost nothing on the hot path (a request that arrives in one piece
+arms no timer):
 
-- `GuardedHttpToolsProtocol`, uvicorn's httptools protocol with limits at the socket: headers past
-  `max_header_bytes` are answered 431 before they are buffered whole (httptools would take 8 MB),
-  headers that do not arrive within `body_timeout` are answered 408, a connection that never sends
-  a request is closed like an idle keep-alive one, and past `max_connections` the idle connections
-  are closed to make room, so idle sockets cannot exhaust the file descriptors.
-- `SlowBodyTimeout`, ASGI middleware: a body that stalls is answered 408 within `body_timeout`
-  (in-process too). The app sees the stall as a client disconnect.
+- headers past `max_header_bytes` are answered 431 before they are buffered whole (httptools would
+  take 8 MB);
+- a request whose headers or body do not arrive within `body_timeout` is answered 408 (or, when the
+  app already answered without reading the body, the connection is closed); the app sees a client
+  disconnect;
+- a connection that never sends a request is closed like an idle keep-alive one, and past
+  `max_connections` idle connections are closed to make room, so idle sockets cannot exhaust the
+  file descriptors.
 
-Both read their limits from the backend's config on each use, so `PATCH /__mock/config` applies at once.
+The limits are read from the backend's config on each use, so `PATCH /__mock/config` applies at once.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from typing import Any
 
 import orjson
 import uvicorn
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .backend import GatewayBackend
@@ -33,15 +35,11 @@ RESERVED_FDS = 64
 STATUS_TEXT = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
-def error_bytes(status: int, message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """Headers and body of an `{error, message}` answer that also closes the connection."""
+def error_response(status: int, message: str) -> bytes:
+    """A whole HTTP response with an `{error, message}` body that closes the connection."""
     body = orjson.dumps({"error": STATUS_TEXT[status], "message": message})
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(body)),
-        (b"connection", b"close"),
-    ]
-    return headers, body
+    head = f"HTTP/1.1 {status} {STATUS_TEXT[status]}\r\ncontent-type: application/json\r\n"
+    return f"{head}content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
 
 
 def default_max_connections() -> int:
@@ -62,7 +60,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._in_body = False
         self._message_ended = False
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -74,51 +72,54 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._make_room()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_timer()
+        self._cancel_deadline()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         self._message_ended = False
         super().data_received(data)
-        if self._in_body or self._message_ended or self.transport.is_closing():
-            return
-        # Counted after parsing, so that a chunk which ends the headers, or a body, counts for none:
-        # a pipelined request may get one chunk (at most 256 KiB) past the limit.
-        self._header_bytes += len(data)
-        limit = self.backend.config.max_header_bytes
-        if self._header_bytes > limit:
-            self._refuse(431, f"The request line and headers are larger than {limit} bytes.")
-        elif self._header_timer is None:
-            self._header_timer = self.loop.call_later(self.backend.config.body_timeout, self._too_slow)
+        if self._message_ended or self.transport.is_closing():
+            return  # the common case: the whole request came in this chunk
+        if not self._in_body:
+            # Counted after parsing, so that a chunk which ends the headers, or a body, counts for
+            # none: a pipelined request may get one chunk (at most 256 KiB) past the limit.
+            self._header_bytes += len(data)
+            limit = self.backend.config.max_header_bytes
+            if self._header_bytes > limit:
+                self._refuse(431, f"The request line and headers are larger than {limit} bytes.")
+                return
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.backend.config.body_timeout, self._too_slow)
 
     def on_headers_complete(self) -> None:
         self._in_body = True
         self._header_bytes = 0
-        self._cancel_header_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_body = False
         self._message_ended = True
+        self._cancel_deadline()
 
     def _too_slow(self) -> None:
-        self._header_timer = None
-        if not self._in_body and not self.transport.is_closing():
-            seconds = self.backend.config.body_timeout
-            self._refuse(408, f"The request headers did not arrive within {seconds:g} seconds.")
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if self._in_body and cycle is not None and cycle.response_started:
+            self.transport.close()  # answered without its body (a 401, say): nothing left to say
+            return
+        seconds = self.backend.config.body_timeout
+        self._refuse(408, f"The request did not arrive within {seconds:g} seconds.")
 
-    def _cancel_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def _refuse(self, status: int, message: str) -> None:
-        headers, body = error_bytes(status, message)
-        head = b"".join(b"%s: %s\r\n" % header for header in headers)
-        self.transport.write(
-            b"HTTP/1.1 %d %s\r\n%s\r\n%s" % (status, STATUS_TEXT[status].encode(), head, body)
-        )
+        self.transport.write(error_response(status, message))
         self.transport.close()
 
     def _make_room(self) -> None:
@@ -148,47 +149,3 @@ def server_config(app: Any, *, max_connections: int | None = None, **options: An
         access_log=False,
         **options,
     )
-
-
-class SlowBodyTimeout:
-    """Answers 408 (and closes the connection) when a request body takes longer than `body_timeout`."""
-
-    def __init__(self, app: ASGIApp, backend: GatewayBackend) -> None:
-        self.app = app
-        self.backend = backend
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        seconds = self.backend.config.body_timeout
-        loop = asyncio.get_running_loop()
-        deadline: float | None = None
-        timed_out = started = False
-
-        async def timed_receive() -> Message:
-            nonlocal deadline, timed_out
-            if deadline is None:
-                deadline = loop.time() + seconds
-            try:
-                async with asyncio.timeout_at(deadline):
-                    return await receive()
-            except TimeoutError:
-                timed_out = True
-                return {"type": "http.disconnect"}
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if not timed_out:  # the app answers a disconnect; the client gets the 408 instead
-                started = started or message["type"] == "http.response.start"
-                await send(message)
-
-        try:
-            await self.app(scope, timed_receive, guarded_send)
-        except Exception:
-            if not timed_out:
-                raise
-        if timed_out and not started:
-            headers, body = error_bytes(408, f"The request body did not arrive within {seconds:g} seconds.")
-            await send({"type": "http.response.start", "status": 408, "headers": headers})
-            await send({"type": "http.response.body", "body": body})

@@ -168,7 +168,7 @@ def test_submits_with_hostile_parameters_and_headers_never_break_the_journal(
         headers["X-Webhook-URL"] = webhook
     if outcome is not None:
         headers["X-Mock-Outcome"] = outcome
-    encoded = {name: value.encode("latin-1") for name, value in headers.items()}
+    encoded = [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
     answered(http.post(TEXT_PATH, content=encode(body), headers=encoded), 200, 202, 400)
     answered(http.post("/__mock/clock/advance", json={"seconds": 60}), 200)
     still_healthy(http)
