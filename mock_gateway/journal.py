@@ -31,7 +31,8 @@ def decode_headers(headers: RawHeaders) -> dict[str, str]:
 
 
 def truncated(text: str, size: int) -> str:
-    return f"{text}…[truncated: {size} bytes]"
+    """The kept start of a value and a mark; ASCII, as header values are latin-1."""
+    return f"{text}[truncated: {size} bytes]"
 
 
 def clip_headers(headers: RawHeaders, limit: int) -> RawHeaders:
@@ -40,7 +41,7 @@ def clip_headers(headers: RawHeaders, limit: int) -> RawHeaders:
     for name, value in headers:
         kept = value[: max(0, left - len(name))]
         if len(kept) < len(value):
-            kept = truncated(kept.decode("latin-1"), len(value)).encode("latin-1", "replace")
+            kept = truncated(kept.decode("latin-1"), len(value)).encode("latin-1")
         clipped.append((name, kept))
         left -= len(name) + len(value)
     return clipped
