@@ -23,7 +23,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "latency_seconds": (0.0, 60.0),
     "webhook_backoff": (1e-3, 3600.0),
     "body_timeout": (0.1, 3600.0),
-    # Integers from here on.
+    # Integer settings (their bounds are ints):
     "max_body_bytes": (1024, 1024**3),
     "webhook_max_attempts": (1, 100),
     "journal_size": (1, 1_000_000),

@@ -8,6 +8,7 @@ Redaction and formatting happen when someone reads the journal.
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -48,13 +49,17 @@ def clip_headers(headers: RawHeaders, limit: int) -> RawHeaders:
 
 
 def clip_body(body: Any, limit: int) -> Any:
-    """A body kept whole up to `limit` bytes; past it its long strings are cut, and if it is still
-    too large, the start of its JSON text is kept, marked."""
+    """A body over `limit` bytes: its long strings cut, and if that is still too large, the start
+    of its JSON text, marked."""
     summary = summarize_body(body)
-    text = orjson.dumps(summary)
+    try:
+        text = orjson.dumps(summary)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, which the standard library writes
+        text = json.dumps(summary, ensure_ascii=False).encode()
     if len(text) <= limit:
         return summary
-    return truncated(text[:limit].decode("utf-8", "ignore"), len(text))
+    # No longer than the journal shows any string, so that the mark survives reading.
+    return truncated(text[: min(limit, MAX_BODY_CHARS - 64)].decode("utf-8", "ignore"), len(text))
 
 
 def summarize_body(body: Any) -> Any:

@@ -103,6 +103,24 @@ def test_journal_entries_are_capped_in_bytes_and_marked(gateway: MockGateway, ht
     assert sum(len(value) for _, value in stored[0].headers) <= 4096 + 64
 
 
+def test_a_large_body_with_a_huge_integer_is_journaled_cut(gateway: MockGateway, http: httpx.Client) -> None:
+    gateway.configure(journal_entry_bytes=4096)
+    content = (
+        b'{"prompt": "'
+        + b"p" * 10_000
+        + b'", "seed": '
+        + b"9" * 30
+        + b", "
+        + b'"x": [1'
+        + b", 1" * 5000
+        + b"]}"
+    )
+    response = http.post(TEXT_PATH, content=content, headers={**KEY, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    (entry,) = journal_is_readable(http)
+    assert entry["truncated"] is True and "[truncated: " in entry["body"]
+
+
 def test_small_entries_are_kept_whole(http: httpx.Client) -> None:
     assert submit(http, {"prompt": "a fox"}).status_code == 202
     (entry,) = journal_is_readable(http)
