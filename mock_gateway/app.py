@@ -281,7 +281,8 @@ async def submit(call: Call) -> Response:
         base_url=base_url(call),
         webhook_url=call.headers.get("x-webhook-url"),
         outcome=call.headers.get(OUTCOME_HEADER.lower()),
-        own_address=request.scope.get("server"),
+        # Where a served mock listens; in-process, no webhook can reach it.
+        own_address=request.scope.get("server") if request.app.state.served else None,
     )
     # Sync mode renders images before answering: keep that off the event loop.
     sync = isinstance(body, dict) and body.get("sync_mode") is True
@@ -544,4 +545,5 @@ def create_app(
         ],
     )
     app.state.backend = backend
+    app.state.served = served
     return app

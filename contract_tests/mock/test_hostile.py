@@ -27,7 +27,7 @@ from mock_gateway.admin_auth import TOKEN_ENV
 from mock_gateway.clock import ManualClock
 from mock_gateway.config import MockConfig
 from mock_gateway.testing import MockGateway, gateway_popen
-from mock_gateway.webhooks import WebhookDispatcher
+from mock_gateway.webhooks import WebhookDispatcher, check_webhook_target
 
 KEY = {"Ocp-Apim-Subscription-Key": "test-key"}
 TEXT_PATH = "/boogu-image/v1/boogu-image-request"
@@ -382,6 +382,33 @@ def test_webhooks_never_go_to_the_mock_itself(served: MockGateway, host: str, pa
         client.post("/__mock/clock/advance", json={"seconds": 60})
         assert client.get("/__mock/keys/survivor").status_code == 200
         assert all(d["state"] != "delivered" for d in client.get("/__mock/webhooks").json())
+
+
+@pytest.mark.parametrize(
+    ("url", "own", "refused"),
+    [
+        ("http://127.0.0.1:8080/__mock/reset", ("127.0.0.1", 8080), True),
+        ("http://localhost:8080/x", ("127.0.0.1", 8080), True),
+        ("http://[::1]:8080/x", ("::1", 8080), True),
+        ("http://hooks.test:8080/x", (EVERYWHERE, 8080), True),  # listening everywhere: any host may be it
+        ("http://hooks.test:8080/x", ("hooks.test", 8080), True),
+        ("http://u:p@127.0.0.1:8080/x", ("127.0.0.1", 8080), True),
+        ("http://127.0.0.1:8081/x", ("127.0.0.1", 8080), False),
+        ("http://hooks.test:8080/x", ("127.0.0.1", 8080), False),
+        ("http://127.0.0.1:8080/x", None, False),
+    ],
+)
+def test_the_mocks_own_address_is_never_a_webhook_target(
+    url: str, own: tuple[str, int] | None, refused: bool
+) -> None:
+    reason = check_webhook_target(url, ["hooks.test"], own)
+    assert (reason is not None and "the mock gateway itself" in reason) is refused
+
+
+def test_in_process_any_loopback_port_may_take_webhooks(http: httpx.Client) -> None:
+    """In-process the mock has no address; its nominal port (80) is not its own."""
+    response = submit(http, {"prompt": "x"}, **{"X-Webhook-URL": "http://localhost/hook"})
+    assert response.status_code == 202
 
 
 # Connections and the ticker ----------------------------------------------------------------------
