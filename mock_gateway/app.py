@@ -202,19 +202,19 @@ def strict_json(data: bytes | bytearray) -> Any:
     """
     if not _LONG_INTEGER.search(data):
         with contextlib.suppress(orjson.JSONDecodeError):
-            return _shallow(orjson.loads(data), data)
+            value = orjson.loads(data)
+            # Too few brackets to nest too deep: the common case, no walk.
+            return value if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH else _shallow(value)
     try:
         value = json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-    return _shallow(value, data, check_text=True)
+    return _shallow(value, check_text=True)
 
 
-def _shallow(value: Any, data: bytes | bytearray, *, check_text: bool = False) -> Any:
-    """`value` if it nests at most `MAX_JSON_DEPTH` levels (and, with `check_text`, has no lone
-    surrogate); counting brackets first keeps the walk off the hot path of small bodies."""
-    if not check_text and data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
-        return value
+def _shallow(value: Any, *, check_text: bool = False) -> Any:
+    """`value` if it nests at most `MAX_JSON_DEPTH` levels and, with `check_text`, has no lone
+    surrogate (orjson refuses them itself)."""
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
@@ -273,16 +273,18 @@ async def submit(call: Call) -> Response:
     record = await admit(call)
     backend.operation_for(model_id, record)
     body = await read_json(call)
+    webhook_url = call.headers.get("x-webhook-url")
     submit = functools.partial(
         backend.submit,
         record,
         model_id,
         body,
         base_url=base_url(call),
-        webhook_url=call.headers.get("x-webhook-url"),
+        webhook_url=webhook_url,
         outcome=call.headers.get(OUTCOME_HEADER.lower()),
         # Where a served mock listens; in-process, no webhook can reach it.
-        own_address=request.scope.get("server") if request.app.state.served else None,
+        own_address=request.scope.get("server") if webhook_url and request.app.state.served else None,
+        body_size=call.body_size,
     )
     # Sync mode renders images before answering: keep that off the event loop.
     sync = isinstance(body, dict) and body.get("sync_mode") is True

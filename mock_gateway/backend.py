@@ -288,8 +288,10 @@ class GatewayBackend:
         webhook_url: str | None = None,
         outcome: str | None = None,
         own_address: tuple[str, int] | None = None,
+        body_size: int | None = None,
     ) -> Submission:
-        """Validate, charge and queue a job; in sync mode, finish it at once."""
+        """Validate, charge and queue a job; in sync mode, finish it at once. `body_size`, the
+        request body's bytes, spares looking for long texts in a small one."""
         operation_id = self.operation_for(model_id, record)
         violation = self.contract.check_body(operation_id, body)
         if violation is not None:
@@ -299,7 +301,7 @@ class GatewayBackend:
             self._check_webhook(operation_id, webhook_url, own_address)
         forced = self._parse_outcome(outcome)
         source = self._load_source(params["image_url"]) if "image_url" in params else None
-        params, input_size = stored_inputs(params, source)
+        params, input_size = stored_inputs(params, source, body_size)
 
         now = self.clock.now()
         with self._lock:

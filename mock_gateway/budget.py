@@ -18,18 +18,19 @@ LONG_TEXT = 4096
 KEPT_START = 1024
 
 
-def stored_inputs(params: dict[str, Any], source: bytes | None) -> tuple[dict[str, Any], int]:
+def stored_inputs(
+    params: dict[str, Any], source: bytes | None, body_size: int | None = None
+) -> tuple[dict[str, Any], int]:
     """What a job keeps of its parameters (long strings replaced by a short stand-in unique to each)
-    and roughly how many bytes that and its source image hold. One pass: this is on every submit."""
-    size = len(source) if source is not None else 0
-    long_texts = []
-    for name, value in params.items():
-        if isinstance(value, str):
-            size += len(value)
-            if len(value) > LONG_TEXT:
-                long_texts.append(name)
-    if not long_texts:
+    and roughly how many bytes that and its source image hold. This is on every submit: a request
+    body of `body_size` bytes, when known, too small to hold a long text settles it at once."""
+    if body_size is not None and body_size <= LONG_TEXT:
+        return params, body_size + (len(source) if source is not None else 0)
+    lengths = [len(value) for value in params.values() if isinstance(value, str)]
+    size = sum(lengths) + (len(source) if source is not None else 0)
+    if max(lengths, default=0) <= LONG_TEXT:
         return params, size
+    long_texts = [name for name, value in params.items() if isinstance(value, str) and len(value) > LONG_TEXT]
     kept = {**params, **{name: _stand_in(params[name]) for name in long_texts}}
     return kept, size - sum(len(params[name]) - len(kept[name]) for name in long_texts)
 

@@ -58,8 +58,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
-        self._in_body = False
-        self._message_ended = False
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -76,13 +74,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self._message_ended = False
+        """Parse, then read the request's progress off uvicorn's cycle (one per request, created
+        when its headers are complete; `more_body` false once its body is): no parser callback
+        is overridden, so the hot path gains one Python call per chunk."""
+        before = self.cycle
+        was_in_body = before is not None and before.more_body
         super().data_received(data)
-        if self._message_ended or self.transport.is_closing():
-            return  # the common case: the whole request came in this chunk
-        if not self._in_body:
-            # Counted after parsing, so that a chunk which ends the headers, or a body, counts for
-            # none: a pipelined request may get one chunk (at most 256 KiB) past the limit.
+        cycle = self.cycle
+        if cycle is not None and not cycle.more_body and (cycle is not before or was_in_body):
+            # A request ended in this chunk (the common case: it came whole). Bytes after it, a
+            # pipelined request's start, count for nothing: at most one chunk (256 KiB) slips by.
+            self._header_bytes = 0
+            self._cancel_deadline()
+            return
+        if self.transport.is_closing():
+            return
+        if cycle is not None and cycle.more_body:
+            self._header_bytes = 0
+        else:
             self._header_bytes += len(data)
             limit = self.backend.config.max_header_bytes
             if self._header_bytes > limit:
@@ -91,23 +100,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._deadline is None:
             self._deadline = self.loop.call_later(self.backend.config.body_timeout, self._too_slow)
 
-    def on_headers_complete(self) -> None:
-        self._in_body = True
-        self._header_bytes = 0
-        super().on_headers_complete()
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._in_body = False
-        self._message_ended = True
-        self._cancel_deadline()
-
     def _too_slow(self) -> None:
         self._deadline = None
         if self.transport.is_closing():
             return
         cycle = self.cycle
-        if self._in_body and cycle is not None and cycle.response_started:
+        if cycle is not None and cycle.more_body and cycle.response_started:
             self.transport.close()  # answered without its body (a 401, say): nothing left to say
             return
         seconds = self.backend.config.body_timeout
