@@ -45,7 +45,9 @@ def error_response(status: int, message: str) -> bytes:
 def default_max_connections() -> int:
     """As many connections as the process may open file descriptors, less a reserve."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(16, min(4096, soft - RESERVED_FDS) if soft != resource.RLIM_INFINITY else 4096)
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return max(16, min(4096, soft - RESERVED_FDS))
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
