@@ -10,8 +10,11 @@ export PATH := $(BIN):$(NODE_BIN):$(PATH)
 export NO_PROXY := 127.0.0.1,localhost,$(NO_PROXY)
 export no_proxy := 127.0.0.1,localhost,$(no_proxy)
 
+# pytest-xdist, one worker per core; a test file stays on one worker (some share a gateway across tests).
+PYTEST_PARALLEL := -n auto --dist loadfile
+
 .PHONY: setup generate check-generated lint lint-python lint-spec spec-diff docs clients chromium test test-contract
-.PHONY: test-ts test-client demo mock bench bench-client bench-proxy dist clean
+.PHONY: test-ts test-client demo mock bench bench-client bench-proxy dist fuzz clean
 
 setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
 
@@ -45,7 +48,10 @@ lint-spec: setup
 spec-diff: setup ## breaking changes in openapi.yaml since its last change (or since BASE=<git revision>)
 	$(PY) tools/spec_diff.py $(if $(BASE),--base $(BASE))
 
-docs: setup ## the offline HTML reference of openapi.yaml: build/docs/index.html, served by the mock at /docs
+docs: setup build/docs/index.html ## the offline HTML reference of openapi.yaml, served by the mock at /docs
+
+# Rebuilt only when a source changed, so that `make dist` during the tests never rewrites it under them.
+build/docs/index.html: openapi.yaml redocly.yaml tools/offline_docs.py package-lock.json | $(VENV)/.installed node_modules/.installed
 	npm run --silent docs
 	$(PY) tools/offline_docs.py
 
@@ -62,7 +68,7 @@ chromium: ## Debian's chromium for the docs test, installed when missing (needs 
 test: setup check-generated lint docs clients chromium ## everything: drift check, lint, all test suites
 	$(PY) tools/schemathesis_cli.py
 	$(PY) tools/client_smoke.py --no-build
-	$(PY) tools/run_pytest.py
+	$(PY) tools/run_pytest.py $(PYTEST_PARALLEL)
 
 test-contract: setup ## only the contract suite
 	$(PY) tools/run_pytest.py contract_tests
@@ -78,6 +84,9 @@ demo: setup ## start the mock gateway and drive a real generation end to end
 
 mock: setup ## serve the mock gateway on http://127.0.0.1:8080
 	$(PY) -m mock_gateway --host 127.0.0.1 --port 8080
+
+fuzz: setup ## hypothesis against the mock's admin API and API edges with 1,500 examples each (~1 min)
+	FUZZ_EXAMPLES=1500 $(PY) -m pytest contract_tests/mock/test_fuzz.py -q -p no:cacheprovider
 
 bench: setup ## requests per second: mock vs bare Starlette vs Prism; then in-process mock vs respx stub
 	$(PY) tools/bench_mock.py

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 HTML = Path("build/docs/index.html")
-SOURCES = ("openapi.yaml", "redocly.yaml")
+SOURCES = ("openapi.yaml", "redocly.yaml", "tools/offline_docs.py")
 PACKED_AS = {"wheel": "mock_gateway/docs/index.html", "sdist": str(HTML)}
 
 
@@ -34,4 +35,5 @@ class DocsHook(BuildHookInterface):  # type: ignore[type-arg]
             if npm is None or not (root / "node_modules").is_dir():
                 raise RuntimeError(f"{HTML} is missing or stale and cannot be built here: run `make docs`")
             subprocess.run([npm, "run", "--silent", "docs"], cwd=root, check=True)
+            subprocess.run([sys.executable, "tools/offline_docs.py"], cwd=root, check=True)  # as `make docs`
         build_data["force_include"][str(html)] = PACKED_AS[self.target_name]

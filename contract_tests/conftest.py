@@ -51,6 +51,39 @@ def pytest_collection_modifyitems(
     items[:] = [item for item in items if item.name != COVERAGE_TEST] + last
 
 
+def whole_suite(session: pytest.Session) -> bool:
+    """The coverage check means something only when every test that produces responses ran."""
+    option = session.config.option
+    return session.testscollected >= 500 and not option.keyword and not option.markexpr
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist each worker sees only its own tests' responses: workers hand theirs to the
+    controller (`pytest_testnodedown`), which checks the coverage of the whole suite at the end."""
+    config = session.config
+    if hasattr(config, "workeroutput"):
+        config.workeroutput["produced"] = sorted(PRODUCED)
+        config.workeroutput["whole_suite"] = whole_suite(session)
+    elif config.pluginmanager.hasplugin("dsession") and getattr(config, "_whole_suite", False):
+        missing = missing_responses()
+        if missing:
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.ensure_newline()
+                reporter.write_line(
+                    f"declared in openapi.yaml but never produced by the mock: {missing}", red=True
+                )
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    output = getattr(node, "workeroutput", {})
+    PRODUCED.update((operation_id, status) for operation_id, status in output.get("produced", []))
+    if output.get("whole_suite"):
+        node.config._whole_suite = True  # type: ignore[attr-defined]
+
+
 def missing_responses() -> list[str]:
     return sorted(
         f"{operation_id} {status}"

@@ -27,9 +27,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .backend import OUTCOME_HEADER, ApiKey, GatewayBackend, GatewayError, SyncWait
-from .clock import Clock, sleep_until
+from .admin_auth import AdminAuth, check_token
+from .backend import OUTCOME_HEADER, ApiKey, GatewayBackend, GatewayError, SyncWait, check_key
+from .clock import LATEST, MAX_ADVANCE, Clock, sleep_until
 from .config import DEFAULT_API_KEY, ConfigError, MockConfig, parse_amount
+from .jobs import iso_time
 from .spec import docs_path, load_spec, spec_path
 from .webhooks import Sender
 
@@ -83,6 +85,7 @@ class Call:
     backend: GatewayBackend
     operation_id: str | None
     body: Any = None
+    body_size: int = 0
     answer: Any = None
     _headers: dict[str, str] | None = None
 
@@ -111,8 +114,10 @@ class Call:
             query=request.scope["query_string"].decode("latin-1"),
             headers=request.scope["headers"],
             body=self.body,
+            body_size=self.body_size,
             status=response.status_code if response is not None else 0,
             response=self.answer,
+            response_size=len(response.body) if isinstance(response, ApiResponse) else 0,
             response_headers=response.raw_headers if response is not None else [],
             operation_id=self.operation_id,
             request_id=request_id,
@@ -179,20 +184,49 @@ def _finite_float(text: str) -> float:
 
 
 _LONG_INTEGER = re.compile(rb"\d{19}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_JSON_DEPTH = 32
+"""The spec's bodies nest 3 levels; deeper JSON is refused before anything walks it recursively."""
 
 
 def strict_json(data: bytes | bytearray) -> Any:
-    """Parse JSON as RFC 8259 defines it: Python's NaN, Infinity and -Infinity extensions, and numbers
-    too large for a float (1e400), are refused. They would pass range checks (NaN) or settings (inf)
-    and then break every JSON answer that echoes them: the journal, the config.
+    """Parse JSON as RFC 8259 defines it: Python's NaN, Infinity and -Infinity extensions, numbers
+    too large for a float (1e400), lone surrogates and nesting deeper than `MAX_JSON_DEPTH` are refused.
+    They would pass range checks (NaN) or settings (inf) and then break every JSON answer that echoes
+    them: the journal, the config.
 
-    orjson is the fast path (it refuses all of those too); the standard library decides whatever
-    orjson will not parse, and any integer of 19 digits or more, which orjson would turn into a float.
+    orjson is the fast path (it refuses all but deep nesting too); the standard library decides
+    whatever orjson will not parse, and any integer of 19 digits or more, which orjson would turn
+    into a float.
     """
     if not _LONG_INTEGER.search(data):
         with contextlib.suppress(orjson.JSONDecodeError):
-            return orjson.loads(data)
-    return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
+            value = orjson.loads(data)
+            # Too few brackets to nest too deep: the common case, no walk.
+            return value if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH else _shallow(value)
+    try:
+        value = json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    return _shallow(value, check_text=True)
+
+
+def _shallow(value: Any, *, check_text: bool = False) -> Any:
+    """`value` if it nests at most `MAX_JSON_DEPTH` levels and, with `check_text`, has no lone
+    surrogate (orjson refuses them itself)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list) and depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            stack += [(key, depth) for key in node]
+            stack += [(item, depth + 1) for item in node.values()]
+        elif isinstance(node, list):
+            stack += [(item, depth + 1) for item in node]
+        elif check_text and isinstance(node, str) and _SURROGATE.search(node):
+            raise ValueError("a string contains a lone UTF-16 surrogate")
+    return value
 
 
 async def read_json(call: Call) -> Any:
@@ -215,7 +249,7 @@ async def read_json(call: Call) -> Any:
         body = strict_json(chunks)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN or Infinity
         raise GatewayError(400, "Invalid JSON", f"The request body is not valid JSON: {exc}.") from None
-    call.body = body
+    call.body, call.body_size = body, len(chunks)
     return body
 
 
@@ -246,14 +280,18 @@ async def submit(call: Call) -> Response:
     record = await admit(call)
     backend.operation_for(model_id, record)
     body = await read_json(call)
+    webhook_url = call.headers.get("x-webhook-url")
     submit = functools.partial(
         backend.submit,
         record,
         model_id,
         body,
         base_url=base_url(call),
-        webhook_url=call.headers.get("x-webhook-url"),
+        webhook_url=webhook_url,
         outcome=call.headers.get(OUTCOME_HEADER.lower()),
+        # Where a served mock listens; in-process, no webhook can reach it.
+        own_address=request.scope.get("server") if webhook_url and request.app.state.served else None,
+        body_size=call.body_size,
     )
     # Sync mode renders images before answering: keep that off the event loop.
     sync = isinstance(body, dict) and body.get("sync_mode") is True
@@ -321,15 +359,14 @@ async def patch_config(request: Request, backend: GatewayBackend) -> Response:
 
 async def put_key(request: Request, backend: GatewayBackend) -> Response:
     body = await json_object(request)
-    key = body.get("key")
-    if not isinstance(key, str) or not key:
-        raise GatewayError(400, "Validation Error", "key: is required and must be a non-empty string")
+    try:
+        key = check_key(body.get("key"))
+    except ValueError as exc:
+        raise GatewayError(400, "Validation Error", str(exc)) from None
     unknown = set(body) - {"key", "balance", "enabled", "models"}
     if unknown:
         raise GatewayError(400, "Validation Error", f"{', '.join(sorted(unknown))}: unknown field")
     balance = parse_amount(body["balance"], "balance") if "balance" in body else None
-    if balance is not None and balance < 0:
-        raise GatewayError(400, "Validation Error", "balance: must not be negative")
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         raise GatewayError(400, "Validation Error", "enabled: expected true or false")
@@ -360,11 +397,13 @@ async def list_webhooks(request: Request, backend: GatewayBackend) -> Response:
 async def advance_clock(request: Request, backend: GatewayBackend) -> Response:
     body = await json_object(request)
     seconds = body.get("seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise GatewayError(400, "Validation Error", "seconds: expected a number >= 0")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= MAX_ADVANCE:
+        raise GatewayError(400, "Validation Error", f"seconds: expected a number from 0 to {MAX_ADVANCE:g}")
     advance = getattr(backend.clock, "advance", None)
     if advance is None:
         raise GatewayError(409, "Conflict", "This gateway's clock cannot be advanced.")
+    if backend.clock.now() + seconds > LATEST:
+        raise GatewayError(400, "Validation Error", f"seconds: the clock would pass {iso_time(LATEST)}")
     advance(float(seconds))
     settled = backend.tick()
     delivered = await backend.webhooks.deliver_due()
@@ -451,11 +490,13 @@ def create_app(
     webhook_sender: Sender | None = None,
     backend: GatewayBackend | None = None,
     served: bool = False,
+    admin_token: str | None = None,
 ) -> Starlette:
     """The mock gateway as an ASGI app; `app.state.backend` is its model, for tests to drive.
 
     `served` is for an app behind a real HTTP server (the CLI, the live-server fixture): there,
     simulated dropped connections break the socket instead of raising into the caller.
+    `admin_token` locks the admin API (`admin_auth.AdminAuth`).
     """
     if served:
         logging.getLogger("uvicorn.error").addFilter(_not_a_dropped_connection)
@@ -471,8 +512,11 @@ def create_app(
         async def ticker() -> None:
             while True:
                 await asyncio.sleep(TICK_SECONDS)
-                backend.tick()
-                await backend.webhooks.deliver_due()
+                try:  # one bad job must not stop settlement and webhooks for good
+                    backend.tick()
+                    backend.deliver_webhooks_soon()  # in the background: a slow receiver delays no tick
+                except Exception:
+                    logger.exception("the mock gateway's ticker failed; it goes on")
 
         task = asyncio.create_task(ticker())
         try:
@@ -496,7 +540,7 @@ def create_app(
         Route("/__mock/config", admin(get_config), methods=["GET"]),
         Route("/__mock/config", admin(patch_config), methods=["PATCH"]),
         Route("/__mock/keys", admin(put_key), methods=["POST"]),
-        Route("/__mock/keys/{key}", admin(get_key), methods=["GET"]),
+        Route("/__mock/keys/{key:path}", admin(get_key), methods=["GET"]),
         Route("/__mock/requests", admin(list_requests), methods=["GET"]),
         Route("/__mock/webhooks", admin(list_webhooks), methods=["GET"]),
         Route("/__mock/clock/advance", admin(advance_clock), methods=["POST"]),
@@ -505,7 +549,11 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
-        middleware=[Middleware(DropConnections)] if served else [],
+        middleware=[
+            *([Middleware(AdminAuth, token=check_token(admin_token))] if admin_token is not None else []),
+            *([Middleware(DropConnections)] if served else []),
+        ],
     )
     app.state.backend = backend
+    app.state.served = served
     return app

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import media
+from .budget import InputBudget, stored_inputs
 from .clock import Clock, OffsetClock
-from .config import DEFAULT_API_KEY, MockConfig
+from .config import DEFAULT_API_KEY, MockConfig, money
 from .jobs import Job, JobStore, Outcome, iso_time, media_filename, uuid7
 from .journal import Journal
 from .ratelimit import RateLimiter, retry_after_seconds
@@ -66,6 +67,23 @@ def validation_error(message: str) -> GatewayError:
     return GatewayError(400, "Validation Error", message)
 
 
+MAX_KEY_LENGTH = 256
+
+
+def check_key(key: Any) -> str:
+    """`key` if it can be an API key, else a ValueError naming the rule: it must travel unchanged in a
+    header and in a URL path, so every key created authenticates and can be read back."""
+    if not isinstance(key, str) or not key:
+        raise ValueError("key: is required and must be a non-empty string")
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"key: must be at most {MAX_KEY_LENGTH} characters")
+    if not (key.isascii() and key.isprintable()):
+        raise ValueError("key: must be printable ASCII characters")
+    if key != key.strip():
+        raise ValueError("key: must not start or end with a space")
+    return key
+
+
 @dataclass
 class ApiKey:
     key: str
@@ -76,8 +94,8 @@ class ApiKey:
     def to_dict(self, balance: Decimal, charged: Decimal) -> dict[str, Any]:
         return {
             "key": self.key,
-            "balance": float(balance),
-            "charged": float(charged),
+            "balance": money(balance),
+            "charged": money(charged),
             "enabled": self.enabled,
             "models": sorted(self.models) if self.models is not None else None,
         }
@@ -122,7 +140,8 @@ class GatewayBackend:
         self.limiter = RateLimiter(self.clock, self.config.rate_limit)
         self.jobs = JobStore()
         self.workers = WorkerPool()
-        self.journal = Journal(self.config.journal_size)
+        self.inputs = InputBudget(self.config.job_input_bytes)
+        self.journal = Journal(self.config.journal_size, self.config.journal_entry_bytes)
         self.webhooks = self._dispatcher(webhook_sender or post_json)
         self._deliveries: set[asyncio.Task[Any]] = set()
         self._keys: dict[str, ApiKey] = {}
@@ -155,6 +174,7 @@ class GatewayBackend:
         with self._lock:
             self.jobs.clear()
             self.workers.clear()
+            self.inputs.clear()
             self.journal.clear()
             self.wallet.reset()
             self.webhooks.reset()
@@ -172,8 +192,9 @@ class GatewayBackend:
                 self.limiter.configure(config.rate_limit)
             if "seed" in changes:
                 self.rng = random.Random(config.seed)
-            if "journal_size" in changes:
-                self.journal.resize(config.journal_size)
+            self.inputs.limit = config.job_input_bytes
+            if {"journal_size", "journal_entry_bytes"} & changes.keys():
+                self.journal.resize(config.journal_size, config.journal_entry_bytes)
             if {"webhook_max_attempts", "webhook_backoff"} & changes.keys():
                 self.webhooks.configure(
                     max_attempts=config.webhook_max_attempts, backoff=config.webhook_backoff
@@ -278,8 +299,11 @@ class GatewayBackend:
         base_url: str,
         webhook_url: str | None = None,
         outcome: str | None = None,
+        own_address: tuple[str, int] | None = None,
+        body_size: int | None = None,
     ) -> Submission | SyncWait:
-        """Validate, charge and queue a job; in sync mode, finish it as soon as a worker is free."""
+        """Validate, charge and queue a job; in sync mode, finish it as soon as a worker is free.
+        `body_size`, the request body's bytes, spares looking for long texts in a small one."""
         operation_id = self.operation_for(model_id, record)
         violation = self.contract.check_body(operation_id, body)
         if violation is not None:
@@ -290,6 +314,7 @@ class GatewayBackend:
         forced = self._parse_outcome(outcome)
         loaded = self._load_source(params["image_url"]) if "image_url" in params else None
         source = loaded if isinstance(loaded, bytes) else None
+        params, input_size = stored_inputs(params, source, body_size)
 
         now = self.clock.now()
         with self._lock:
@@ -320,12 +345,17 @@ class GatewayBackend:
             created_at=now,
             base_url=base_url,
             webhook_url=webhook_url,
+            webhook_refusal=None
+            if webhook_url is None
+            else check_webhook_target(webhook_url, self.config.webhook_allowlist, own_address),
             cost=cost,
             source=source,
             started_at=slot.start,
             finished_at=slot.finish,
         )
         self.jobs.add(job)
+        self.inputs.add(request_id, input_size)
+        self._drop_over_budget()
         if params["sync_mode"]:
             return self.finish_sync(job) if job.finished_at <= now else SyncWait(job, job.finished_at)
         return Submission(
@@ -390,19 +420,28 @@ class GatewayBackend:
         now = self.clock.now()
         settled = self.jobs.settle_due(now, self.config.job_ttl)
         for job in settled:
+            self.inputs.finish(job.request_id)
             if job.outcome == "ERROR":
                 self.wallet.release(job.request_id)
             else:
                 self.wallet.capture(job.request_id)
             if job.webhook_url is not None:
-                blocked = check_webhook_target(job.webhook_url, self.config.webhook_allowlist)
                 self.webhooks.enqueue(
-                    job.request_id, job.webhook_url, job.to_status(job.finished_at), blocked=blocked
+                    job.request_id,
+                    job.webhook_url,
+                    job.to_status(job.finished_at),
+                    blocked=job.webhook_refusal,
                 )
+        if settled:
+            self._drop_over_budget()
         return settled
 
+    def _drop_over_budget(self) -> None:
+        for request_id in self.inputs.over():
+            self.jobs.discard(request_id)
+
     def deliver_webhooks_soon(self) -> None:
-        """From inside a request: deliver due webhooks in the background, without delaying the answer."""
+        """On the event loop: deliver due webhooks in the background, without delaying the caller."""
         if not self.webhooks.due():
             return
         task = asyncio.get_running_loop().create_task(self.webhooks.deliver_due())

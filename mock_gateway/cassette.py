@@ -42,7 +42,7 @@ import yaml
 from .clock import Clock, SystemClock
 from .conformance import KEY_HEADER
 from .jobs import iso_time
-from .journal import REDACTED, SECRET_HEADERS
+from .redact import REDACTED, is_secret
 
 VERSION = 1
 HEADER = f"version: {VERSION}\ninteractions:\n"
@@ -268,7 +268,7 @@ def _header_map(headers: Headers, secrets: Collection[str]) -> dict[str, list[st
     for name, value in headers:
         lowered = name.lower()
         mapped.setdefault(lowered, []).append(
-            REDACTED if lowered in SECRET_HEADERS and value else _blank(value, secrets)
+            REDACTED if is_secret(lowered) and value else _blank(value, secrets)
         )
     return mapped
 

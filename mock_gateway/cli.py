@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
@@ -16,8 +17,12 @@ import uvicorn
 from rich.console import Console
 
 from . import contract_cli
+from .admin_auth import TOKEN_ENV, check_token
 from .app import create_app
-from .config import DEFAULT_API_KEY, ConfigError, MockConfig
+from .backend import check_key
+from .config import DEFAULT_API_KEY, MockConfig
+from .limits import server_config
+from .webhooks import is_loopback
 
 
 def rate_limit(value: str) -> dict[str, float]:
@@ -42,6 +47,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--api-key", default=DEFAULT_API_KEY, help="the development key (default: %(default)s)")
+    p.add_argument("--show-api-key", action="store_true", help="print a --api-key other than the default")
+    p.add_argument(
+        "--admin-token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"require 'Authorization: Bearer TOKEN' on /__mock/* except health (or {TOKEN_ENV})",
+    )
+    p.add_argument(
+        "--insecure-admin",
+        action="store_true",
+        help="allow a non-loopback --host without --admin-token: anyone who reaches it may reset it",
+    )
+    p.add_argument("--max-connections", type=int, help="open connections at once (default: from ulimit -n)")
+    p.add_argument("--body-timeout", type=float, help="seconds to send headers and body before a 408")
     p.add_argument("--speed", type=float, default=1.0, help="divide simulated job durations by this")
     p.add_argument(
         "--seed", type=int, help="make outcomes, durations, faults and unseeded images reproducible"
@@ -100,6 +118,7 @@ def config_from(args: argparse.Namespace) -> MockConfig:
         "latency_rate",
         "latency_seconds",
         "job_ttl",
+        "body_timeout",
     )
     changes: dict[str, Any] = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     for name in ("price_per_image", "default_balance"):
@@ -120,16 +139,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         config = config_from(args)
-    except ConfigError as exc:
+        check_key(args.api_key)
+        if args.admin_token is not None:
+            check_token(args.admin_token)
+        if args.max_connections is not None and args.max_connections < 1:
+            raise ValueError("--max-connections: must be at least 1")
+    except ValueError as exc:  # ConfigError too
         console.print(f"[red]mock-gateway: {exc}[/red]")
         return 2
-    app = create_app(config, api_key=args.api_key, served=True)
+    if not is_loopback(args.host) and args.admin_token is None and not args.insecure_admin:
+        console.print(
+            f"[red]mock-gateway: refusing to serve the admin API on {args.host}, beyond this machine, "
+            f"without a token: give --admin-token TOKEN (or {TOKEN_ENV}), or --insecure-admin[/red]"
+        )
+        return 2
+    app = create_app(config, api_key=args.api_key, served=True, admin_token=args.admin_token)
     base_url = f"http://{args.host}:{args.port}"
+    shown = (
+        args.api_key if args.show_api_key or args.api_key == DEFAULT_API_KEY else "(hidden: --show-api-key)"
+    )
     console.print(f"[bold]Boogu mock gateway[/bold] on [cyan]{base_url}[/cyan]  (speed ×{config.speed:g})")
-    console.print(f"  API key:  [green]{args.api_key}[/green]  (header Ocp-Apim-Subscription-Key)")
-    console.print(f"  Admin:    {base_url}/__mock/health, /__mock/config, /__mock/requests, ...")
+    console.print(f"  API key:  [green]{shown}[/green]  (header Ocp-Apim-Subscription-Key)")
+    locked = "Bearer token required" if args.admin_token else "[yellow]open[/yellow]"
+    console.print(f"  Admin:    {base_url}/__mock/health, /__mock/config, /__mock/requests, ...  ({locked})")
     console.print(f"  Spec:     {base_url}/openapi.yaml")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    options = {"host": args.host, "port": args.port, "log_level": args.log_level}
+    uvicorn.Server(server_config(app, max_connections=args.max_connections, **options)).run()
     return 0
 
 

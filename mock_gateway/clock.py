@@ -7,6 +7,11 @@ import threading
 import time
 from typing import Protocol
 
+MAX_ADVANCE = 10 * 366 * 86400.0
+"""Seconds one `POST /__mock/clock/advance` may move the clock (1e300 broke every timestamp for good)."""
+LATEST = 32_503_680_000.0
+"""3000-01-01T00:00:00Z: no advance moves the clock past it, so timestamps always format."""
+
 
 class Clock(Protocol):
     def now(self) -> float:

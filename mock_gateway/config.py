@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -12,6 +11,30 @@ from .ratelimit import RateLimit
 
 DEFAULT_API_KEY = "test-key"
 MODELS = ("boogu-image", "boogu-image-edit")
+
+
+MAX_AMOUNT = Decimal(10) ** 12
+"""Balances and prices go from 0 to 10^12 with at most 6 decimal places: 18 digits, so sums of
+thousands of charges stay exact within Decimal's 28 digits."""
+AMOUNT_PLACES = 6
+QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
+BOUNDS: dict[str, tuple[float, float]] = {
+    "speed": (1e-3, 1e6),
+    "job_ttl": (1.0, 366 * 86400.0),
+    "latency_seconds": (0.0, 60.0),
+    "queue_seconds": (0.0, 3600.0),
+    "webhook_backoff": (1e-3, 3600.0),
+    "body_timeout": (0.1, 3600.0),
+    # Integer settings (their bounds are ints):
+    "max_body_bytes": (1024, 1024**3),
+    "webhook_max_attempts": (1, 100),
+    "journal_size": (1, 1_000_000),
+    "journal_entry_bytes": (1024, 64 * 1024 * 1024),
+    "job_input_bytes": (0, 64 * 1024**3),
+    "max_header_bytes": (1024, 16 * 1024 * 1024),
+}
+MAX_CAPACITY = 100_000
+"""Every numeric setting's range: a speed of 5e-324 made job times NaN, 1e9 s of latency hung calls."""
 
 
 class ConfigError(ValueError):
@@ -56,6 +79,14 @@ class MockConfig:
     webhook_max_attempts: int = 5
     webhook_backoff: float = 1.0
     journal_size: int = 10_000
+    journal_entry_bytes: int = 64 * 1024
+    """Header and body bytes kept per journal entry; longer values are cut and marked truncated."""
+    job_input_bytes: int = 256 * 1024 * 1024
+    """Bytes of stored job inputs (edit images, prompts); past it the oldest finished jobs are dropped."""
+    max_header_bytes: int = 64 * 1024
+    """Request line and headers of one request, when served; larger requests are answered 431."""
+    body_timeout: float = 15.0
+    """Seconds a client may take to send a request's headers or body before it is answered 408."""
 
     def __post_init__(self) -> None:
         rates = ("failed_rate", "error_rate", "fault_rate", "drop_rate", "latency_rate", "duration_jitter")
@@ -67,27 +98,19 @@ class MockConfig:
             raise ConfigError("failed_rate + error_rate: must not exceed 1")
         if self.fault_rate + self.drop_rate > 1.0:
             raise ConfigError("fault_rate + drop_rate: must not exceed 1")
-        positive = ("speed", "job_ttl", "webhook_backoff")
-        for name in positive:
-            # `0 < value < inf` also refuses NaN, which every comparison lets through, and infinity,
-            # which JSON (GET /__mock/config) cannot carry.
-            if not 0 < getattr(self, name) < math.inf:
-                raise ConfigError(f"{name}: must be a finite number greater than 0")
+        for name, (low, high) in BOUNDS.items():
+            # `low <= value <= high` also refuses NaN, which every comparison lets through.
+            if not low <= getattr(self, name) <= high:
+                raise ConfigError(f"{name}: must be a number from {low:g} to {high:g}")
+        if self.capacity is not None and not 1 <= self.capacity <= MAX_CAPACITY:
+            raise ConfigError(f"capacity: must be null (unlimited) or an integer from 1 to {MAX_CAPACITY:,}")
         for name in ("price_per_image", "default_balance"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}: must not be negative")
-        for name in ("latency_seconds", "queue_seconds"):
-            if not 0 <= getattr(self, name) < math.inf:
-                raise ConfigError(f"{name}: must be a finite number >= 0")
-        if self.capacity is not None and self.capacity < 1:
-            raise ConfigError("capacity: must be null (unlimited) or at least 1")
-        if self.max_body_bytes < 1024 or self.webhook_max_attempts < 1 or self.journal_size < 1:
-            raise ConfigError("max_body_bytes, webhook_max_attempts, journal_size: too small")
+            check_amount(getattr(self, name), name)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["price_per_image"] = str(self.price_per_image)
-        data["default_balance"] = str(self.default_balance)
+        data["price_per_image"] = money(self.price_per_image)
+        data["default_balance"] = money(self.default_balance)
         data["webhook_allowlist"] = list(self.webhook_allowlist)
         return data
 
@@ -123,25 +146,46 @@ Explicit settings given with it win."""
 
 
 def parse_amount(value: Any, name: str) -> Decimal:
-    """A sum of money from JSON: a number or a numeric string, finite even as a float."""
+    """A sum of money from JSON: a number or a numeric string, within the documented range."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigError(f"{name}: expected a number")
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise ConfigError(f"{name}: expected a number") from None
-    # NaN would raise on a range check, Infinity would pass it, and 1e400 is inf as a float.
-    if not amount.is_finite() or not math.isfinite(float(amount)):
-        raise ConfigError(f"{name}: expected a finite number")
+    check_amount(amount, name)
     return amount
+
+
+def check_amount(amount: Decimal, name: str) -> None:
+    """Money stays exact only within bounds: a 28-digit Decimal cannot take 0.02 off 1e27."""
+    # NaN would raise on a range check and Infinity would pass it.
+    if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT:
+        raise ConfigError(f"{name}: must be a number from 0 to {MAX_AMOUNT:,}")
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -AMOUNT_PLACES and amount != amount.quantize(QUANTUM):
+        raise ConfigError(f"{name}: at most {AMOUNT_PLACES} decimal places")
+
+
+def money(amount: Decimal) -> str:
+    """Money as JSON carries it exactly: a decimal string such as "99.98", never a float."""
+    return f"{amount.normalize():f}" if amount else "0"
+
+
+INTEGERS = frozenset(name for name, (low, _) in BOUNDS.items() if isinstance(low, int))
+
+
+def _host_pattern(value: Any) -> bool:
+    """An allowlist entry: `host`, `host:port` or `*.domain`, printable ASCII, as a URL carries it."""
+    return isinstance(value, str) and 0 < len(value) <= 255 and value.isascii() and value.isprintable()
 
 
 def _public_url(value: Any) -> str | None:
     """An absolute http(s) base URL, kept without a trailing slash so paths append to it as they are."""
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise ConfigError("public_url: expected null or an http(s) URL")
+    if not isinstance(value, str) or len(value) > 2048:
+        raise ConfigError("public_url: expected null or an http(s) URL of at most 2,048 characters")
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 -- raises ValueError on a port out of range
@@ -162,12 +206,17 @@ def _convert(name: str, value: Any) -> Any:
                 return None
             if not isinstance(value, dict) or set(value) != {"rate", "burst"}:
                 raise ConfigError('rate_limit: expected null or {"rate": R, "burst": B}')
-            return RateLimit(rate=float(value["rate"]), burst=int(value["burst"]))
+            rate, burst = value["rate"], value["burst"]
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 1e-3 <= rate <= 1e6:
+                raise ConfigError("rate_limit.rate: must be a number from 0.001 to 1e+06")
+            if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= 1_000_000:
+                raise ConfigError("rate_limit.burst: must be an integer from 1 to 1,000,000")
+            return RateLimit(rate=float(rate), burst=burst)
         if name in ("price_per_image", "default_balance"):
             return parse_amount(value, name)
         if name == "webhook_allowlist":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{name}: expected a list of host names")
+            if not isinstance(value, list) or not all(_host_pattern(v) for v in value):
+                raise ConfigError(f"{name}: expected a list of host names such as example.test:8080")
             return tuple(value)
         if name == "public_url":
             return _public_url(value)
@@ -177,7 +226,7 @@ def _convert(name: str, value: Any) -> Any:
             return value
         if name == "capacity" and value is None:
             return None
-        if name in ("max_body_bytes", "webhook_max_attempts", "journal_size", "capacity"):
+        if name in INTEGERS or name == "capacity":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name}: expected an integer")
             return value

@@ -27,7 +27,8 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from .journal import REDACTED, SECRET_HEADERS, summarize_body
+from .journal import summarize_body
+from .redact import REDACTED, is_secret
 from .spec import Contract
 
 Side = Literal["request", "response"]
@@ -399,7 +400,7 @@ def _expected(error: ValidationError) -> str:
 
 
 def _secrets(lowered_headers: Mapping[str, str]) -> list[str]:
-    return [value for name, value in lowered_headers.items() if name in SECRET_HEADERS and value]
+    return [value for name, value in lowered_headers.items() if is_secret(name) and value]
 
 
 def _is_request_id(value: str, model: str) -> bool:

@@ -11,6 +11,7 @@ import uvicorn
 from rich.console import Console
 
 from .cassette import CassetteError, CassetteWriter
+from .limits import server_config
 from .proxy import ContractProxy
 from .replay import ReplayApp
 
@@ -69,13 +70,6 @@ def main(argv: Sequence[str]) -> int:
             console.print(f"mock-gateway: {exc}", style="red", markup=False, soft_wrap=True)
             return 2
         console.print(f"[bold]Replaying[/bold] {args.cassette} on [cyan]{base_url}[/cyan]")
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        server_header=False,
-        date_header=False,
-    )
+    options = {"log_level": args.log_level, "server_header": False, "date_header": False}
+    uvicorn.Server(server_config(app, host=args.host, port=args.port, **options)).run()
     return 0

@@ -58,6 +58,8 @@ class Job:
     cost: Decimal
     source: bytes | None = None
     """The input image of an edit, encoded."""
+    webhook_refusal: str | None = None
+    """Why the mock will not call `webhook_url` (not loopback or allowlisted, or itself): kept `blocked`."""
     settled: bool = field(default=False, compare=False)
 
     def status(self, now: float) -> str:
@@ -149,6 +151,11 @@ class JobStore:
                 _, request_id = heapq.heappop(self._expiring)
                 self._jobs.pop(request_id, None)
         return due
+
+    def discard(self, request_id: str) -> None:
+        """Forget a job before its time (the input budget); its heap entries are skipped later."""
+        with self._lock:
+            self._jobs.pop(request_id, None)
 
     def clear(self) -> None:
         with self._lock:

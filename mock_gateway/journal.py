@@ -1,22 +1,25 @@
 """The request journal: what clients sent and got, for tests to assert on; API keys never shown.
 
-Recording is on every request's path, so it only keeps references; redaction, trimming and
-formatting happen when someone reads the journal.
+Recording is on every request's path, so it only keeps references, except to what is over the
+entry's byte budget: that is cut at once (a journal of 8 MB headers would hold gigabytes).
+Redaction and formatting happen when someone reads the journal.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .jobs import iso_time
+import orjson
 
-REDACTED = "[redacted]"
-SECRET_HEADERS = frozenset({"ocp-apim-subscription-key", "authorization", "cookie"})
+from .jobs import iso_time
+from .redact import redact_headers, redact_query
+
 MAX_BODY_CHARS = 4096
 
 
@@ -28,8 +31,35 @@ def decode_headers(headers: RawHeaders) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
 
 
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name: REDACTED if name.lower() in SECRET_HEADERS else value for name, value in headers.items()}
+def truncated(text: str, size: int) -> str:
+    """The kept start of a value and a mark; ASCII, as header values are latin-1."""
+    return f"{text}[truncated: {size} bytes]"
+
+
+def clip_headers(headers: RawHeaders, limit: int) -> RawHeaders:
+    """Headers cut to `limit` bytes in all, each cut value marked."""
+    clipped, left = [], limit
+    for name, value in headers:
+        kept = value[: max(0, left - len(name))]
+        if len(kept) < len(value):
+            kept = truncated(kept.decode("latin-1"), len(value)).encode("latin-1")
+        clipped.append((name, kept))
+        left -= len(name) + len(value)
+    return clipped
+
+
+def clip_body(body: Any, limit: int) -> Any:
+    """A body over `limit` bytes: its long strings cut, and if that is still too large, the start
+    of its JSON text, marked."""
+    summary = summarize_body(body)
+    try:
+        text = orjson.dumps(summary)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, which the standard library writes
+        text = json.dumps(summary, ensure_ascii=False).encode()
+    if len(text) <= limit:
+        return summary
+    # No longer than the journal shows any string, so that the mark survives reading.
+    return truncated(text[: min(limit, MAX_BODY_CHARS - 64)].decode("utf-8", "ignore"), len(text))
 
 
 def summarize_body(body: Any) -> Any:
@@ -58,6 +88,8 @@ class JournalEntry:
     response_headers: RawHeaders
     operation_id: str | None
     request_id: str | None
+    truncated: bool
+    """Part of the request or response was over `journal_entry_bytes` and was cut."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,7 +97,7 @@ class JournalEntry:
             "at": iso_time(self.at),
             "method": self.method,
             "path": self.path,
-            "query": self.query,
+            "query": redact_query(self.query),
             "headers": redact_headers(decode_headers(self.headers)),
             "body": summarize_body(self.body),
             "status": self.status,
@@ -73,14 +105,17 @@ class JournalEntry:
             "response_headers": decode_headers(self.response_headers),
             "operation_id": self.operation_id,
             "request_id": self.request_id,
+            "truncated": self.truncated,
         }
 
 
 class Journal:
-    """A bounded, thread-safe log of API requests, newest last."""
+    """A bounded, thread-safe log of API requests, newest last: at most `size` entries, each with at
+    most `entry_bytes` of request line and headers, of body and of response."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, entry_bytes: int) -> None:
         self._entries: deque[JournalEntry] = deque(maxlen=size)
+        self._entry_bytes = entry_bytes
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -93,12 +128,23 @@ class Journal:
         query: str,
         headers: RawHeaders,
         body: Any,
+        body_size: int,
         status: int,
         response: Any,
+        response_size: int,
         response_headers: RawHeaders,
         operation_id: str | None,
         request_id: str | None,
     ) -> None:
+        """`body_size` and `response_size` are the bytes on the wire, known to the caller for free."""
+        limit = self._entry_bytes
+        head_size = len(path) + len(query) + sum(len(name) + len(value) for name, value in headers)
+        cut = head_size > limit or body_size > limit or response_size > limit
+        if cut:
+            path, query = path[:limit], query[:limit]
+            headers = clip_headers(headers, limit) if head_size > limit else headers
+            body = clip_body(body, limit) if body_size > limit else body
+            response = clip_body(response, limit) if response_size > limit else response
         with self._lock:
             self._entries.append(
                 JournalEntry(
@@ -114,6 +160,7 @@ class Journal:
                     response_headers,
                     operation_id,
                     request_id,
+                    cut,
                 )
             )
 
@@ -122,9 +169,10 @@ class Journal:
             entries = list(self._entries)
         return [entry.to_dict() for entry in entries]
 
-    def resize(self, size: int) -> None:
+    def resize(self, size: int, entry_bytes: int) -> None:
         with self._lock:
             self._entries = deque(self._entries, maxlen=size)
+            self._entry_bytes = entry_bytes
 
     def clear(self) -> None:
         with self._lock:

@@ -31,7 +31,7 @@ from .cassette import CassetteWriter, Exchange
 from .clock import Clock, SystemClock
 from .conformance import Conformance, ContractViolation
 from .jobs import iso_time
-from .journal import SECRET_HEADERS
+from .redact import is_secret
 
 logger = logging.getLogger("mock_gateway.proxy")
 VIOLATIONS_HEADER = "x-contract-violations"
@@ -186,7 +186,7 @@ class ContractProxy:
     async def _forward(
         self, method: str, target: str, path: str, headers: list[tuple[str, str]], body: bytes, base: str
     ) -> Answer:
-        secrets = [value for name, value in headers if name.lower() in SECRET_HEADERS and value]
+        secrets = [value for name, value in headers if is_secret(name) and value]
         url = self.upstream + target
         forwarded = [(name, value) for name, value in headers if name.lower() not in HOP_BY_HOP]
         answer = await self._exchange(method, url, forwarded, body)
@@ -312,10 +312,10 @@ class ContractProxy:
         url = self._media.get(path.removeprefix(MEDIA_PREFIX))
         if url is None:
             return error_answer(404, "Not Found", f"No media URL of an answer seen by this proxy is {path}.")
-        kept = [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and n.lower() not in SECRET_HEADERS]
+        kept = [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and not is_secret(n)]
         answer = await self._exchange("GET", url, kept, b"")
         if self.recorder is not None and not answer.own:
-            secrets = [value for name, value in headers if name.lower() in SECRET_HEADERS and value]
+            secrets = [value for name, value in headers if is_secret(name) and value]
             asked = [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP]
             self.recorder.record(
                 Exchange(

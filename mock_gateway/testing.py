@@ -29,6 +29,7 @@ from .app import create_app
 from .backend import GatewayBackend
 from .clock import Clock
 from .config import DEFAULT_API_KEY, MockConfig
+from .limits import server_config
 from .replay import ReplayApp
 from .webhooks import Sender
 
@@ -230,8 +231,7 @@ class LiveServer:
         self._socket = free_port_socket(host)
         port = self._socket.getsockname()[1]
         self.base_url = f"http://{host}:{port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(server_config(app, log_level="warning", lifespan="on"))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
@@ -261,11 +261,18 @@ class MockGateway:
         api_key: str = DEFAULT_API_KEY,
         webhook_sender: Sender | None = None,
         served: bool = False,
+        admin_token: str | None = None,
     ) -> None:
         self.api_key = api_key
         self.served = served
+        self.admin_token = admin_token
         self.app = create_app(
-            config, clock=clock, api_key=api_key, webhook_sender=webhook_sender, served=served
+            config,
+            clock=clock,
+            api_key=api_key,
+            webhook_sender=webhook_sender,
+            served=served,
+            admin_token=admin_token,
         )
         self.backend: GatewayBackend = self.app.state.backend
         self._server = LiveServer(self.app) if served else None
@@ -300,7 +307,9 @@ class MockGateway:
         return {"transport": _SharedTransport(self._transport)} if self._transport is not None else {}
 
     def http(self, **kwargs: Any) -> httpx.Client:
-        """A plain httpx client for this gateway, for raw requests and the admin API."""
+        """A plain httpx client for this gateway, for raw requests and the admin API (with its token)."""
+        if self.admin_token is not None:
+            kwargs["headers"] = {"Authorization": f"Bearer {self.admin_token}", **kwargs.get("headers", {})}
         return httpx.Client(base_url=self.base_url, **self.httpx_args(), **kwargs)
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> AuthenticatedClient:
@@ -375,10 +384,28 @@ def gateway_process(
     and for the wheel test, which runs it from another venv (`python`) and folder (`cwd`).
     `subcommand=["proxy"]` runs the validating proxy instead (ready once its upstream's health answers).
     """
+    with gateway_popen(*args, host=host, timeout=timeout, python=python, cwd=cwd, subcommand=subcommand) as (
+        base_url,
+        _,
+    ):
+        yield base_url
+
+
+@contextlib.contextmanager
+def gateway_popen(
+    *args: str,
+    host: str = "127.0.0.1",
+    timeout: float = 20.0,
+    python: str | Path = sys.executable,
+    cwd: Path | None = None,
+    subcommand: Sequence[str] = (),
+    **popen: Any,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`gateway_process` that also yields the process (for signals, memory), `popen` passed to Popen."""
     with free_port_socket(host) as sock:
         port = sock.getsockname()[1]
     command = [str(python), "-m", "mock_gateway", *subcommand, "--host", host, "--port", str(port), *args]
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd, **popen)
     base_url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -394,7 +421,7 @@ def gateway_process(
                 )
                 raise RuntimeError(f"the mock gateway did not start: {error.strip()}")
             time.sleep(0.05)
-        yield base_url
+        yield base_url, process
     finally:
         process.terminate()
         try:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from mock_gateway.clock import Clock
+from mock_gateway.redact import redact_url, without_userinfo
 
 Sender = Callable[[str, dict[str, Any]], Awaitable[int]]
 """POSTs the payload as JSON and returns the status code; raises on connection errors and timeouts."""
@@ -26,12 +27,15 @@ logger = logging.getLogger("mock_gateway")
 WARNED_REASONS_MAX = 1024
 
 
-def check_webhook_target(url: str, allowlist: Sequence[str]) -> str | None:
+def check_webhook_target(
+    url: str, allowlist: Sequence[str], own_address: tuple[str, int] | None = None
+) -> str | None:
     """Returns why the mock must not call `url`, or None.
 
     A mock that POSTs to any URL a client names could be steered at internal services (SSRF), so only
     loopback hosts and allowlisted hosts are called. Hosts are never resolved: a name could resolve to
-    anything, so `localhost` is the only loopback name.
+    anything, so `localhost` is the only loopback name. Nor is the mock's own port on such a host
+    (`own_address`, where it listens), at any path: a webhook at `/__mock/reset` would wipe every key.
     """
     try:
         parts = urlsplit(url)
@@ -43,7 +47,9 @@ def check_webhook_target(url: str, allowlist: Sequence[str]) -> str | None:
     host = parts.hostname
     if not host:
         return f"X-Webhook-URL: {url!r} has no host"
-    if _is_loopback(host) or _is_allowlisted(host, port, allowlist):
+    if own_address is not None and port == own_address[1] and _may_be_own(host, own_address[0]):
+        return f"X-Webhook-URL: {host}:{port} is the mock gateway itself; webhooks never go there"
+    if is_loopback(host) or _is_allowlisted(host, port, allowlist):
         return None
     return (
         f"X-Webhook-URL: host {host!r} is not allowed; "
@@ -51,13 +57,20 @@ def check_webhook_target(url: str, allowlist: Sequence[str]) -> str | None:
     )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, as a URL or a bind address gives it) is this machine only."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _may_be_own(host: str, own_host: str) -> bool:
+    """Whether `host` may reach a server bound to `own_host` (0.0.0.0 and :: listen on every address)."""
+    everywhere = own_host in ("0.0.0.0", "::", "")  # noqa: S104 (a comparison, not a bind)
+    return everywhere or is_loopback(host) or host == own_host.strip("[]").lower()
 
 
 def _is_allowlisted(host: str, port: int, allowlist: Sequence[str]) -> bool:
@@ -85,7 +98,10 @@ class Delivery:
     id: str
     request_id: str
     url: str
+    """As shown: userinfo and credential-like query parameters redacted."""
     payload: dict[str, Any]
+    target: str = field(repr=False)
+    """Where the POST goes: the URL without userinfo (httpx would send it as Basic credentials)."""
     attempts: list[Attempt] = field(default_factory=list)
     state: DeliveryState = "pending"
     next_attempt_at: float | None = None
@@ -93,7 +109,9 @@ class Delivery:
     """Why a `blocked` delivery was never sent."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        shown = asdict(self)
+        del shown["target"]
+        return shown
 
 
 class WebhookDispatcher:
@@ -111,6 +129,7 @@ class WebhookDispatcher:
         backoff: float = 1.0,
         max_backoff: float = 30.0,
         max_records: int = 10_000,
+        attempt_timeout: float = 10.0,
     ) -> None:
         if max_backoff < 0:
             raise ValueError(f"max_backoff must be >= 0, got {max_backoff}")
@@ -120,6 +139,7 @@ class WebhookDispatcher:
         self._sender = sender
         self._max_backoff = max_backoff
         self._max_records = max_records
+        self._attempt_timeout = attempt_timeout
         self._lock = threading.Lock()  # enqueue may run in a worker thread while the loop delivers
         self.configure(max_attempts=max_attempts, backoff=backoff)
         self._ids = itertools.count(1)  # not reset, so ids stay unique across resets
@@ -149,8 +169,9 @@ class WebhookDispatcher:
             delivery = Delivery(
                 id=f"wh_{next(self._ids)}",
                 request_id=request_id,
-                url=url,
+                url=redact_url(url),
                 payload=copy.deepcopy(payload),
+                target=without_userinfo(url),
                 next_attempt_at=self._clock.now(),
                 reason=blocked,
             )
@@ -204,7 +225,8 @@ class WebhookDispatcher:
         status_code: int | None = None
         error: str | None = None
         try:
-            status_code = await self._sender(delivery.url, delivery.payload)
+            async with asyncio.timeout(self._attempt_timeout):  # whatever the sender's own timeouts
+                status_code = await self._sender(delivery.target, delivery.payload)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         except BaseException:  # cancelled: not an attempt, so it stays due for the next round

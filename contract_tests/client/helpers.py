@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -119,11 +120,12 @@ def mock_async_client(gateway: MockGateway, api_key: str | None = None, **option
 
 
 def wallet(gateway: MockGateway, key: str = "test-key") -> dict[str, Any]:
+    """The key as the admin API describes it, its money (decimal strings) as Decimal."""
     with gateway.http() as http:
         answer = http.get(f"/__mock/keys/{key}")
         answer.raise_for_status()
         data: dict[str, Any] = answer.json()
-        return data
+        return {**data, "balance": Decimal(data["balance"]), "charged": Decimal(data["charged"])}
 
 
 def journal(gateway: MockGateway) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ run does, and only lines provably not accepted are submitted again."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,7 @@ async def test_a_batch_runs_every_line_and_a_second_run_does_nothing(
     assert (summary.completed, summary.failed, summary.rejected, summary.charged_images) == (5, 1, 1, 6)
     assert not summary.ok and again == summary
     assert len(journal(mock_gateway)) == calls
-    assert wallet(mock_gateway)["charged"] == pytest.approx(6 * 0.02)
+    assert wallet(mock_gateway)["charged"] == 6 * Decimal("0.02")
     assert "line-1:accepted" in seen and "flagged:finished" in seen and "invalid:invalid" in seen
     assert sorted(Path(name).name for name in summary.files) == [f"line-{i}_0.jpg" for i in range(1, 6)]
 

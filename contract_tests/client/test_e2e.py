@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ from contract_tests.client.helpers import image_bytes, journal, mock_async_clien
 from mock_gateway.testing import MockGateway
 
 SPEED = 100
-PRICE = 0.02
+PRICE = Decimal("0.02")
 pytestmark = pytest.mark.mock_gateway(speed=SPEED, seed=11)
 
 
@@ -77,7 +78,7 @@ def test_generate_waits_and_downloads(gateway: MockGateway, tmp_path: Path) -> N
     assert result.timings.duration == pytest.approx(0.5 * 30 * 2 / SPEED, abs=0.002)
     assert 1 <= result.timings.status_calls <= 20
     check_images(files, count=2, kind="PNG", size=(320, 240))
-    assert wallet(gateway)["charged"] == pytest.approx(2 * PRICE)
+    assert wallet(gateway)["charged"] == 2 * PRICE
 
 
 async def test_async_generate_waits_and_downloads(gateway: MockGateway, tmp_path: Path) -> None:
@@ -88,7 +89,7 @@ async def test_async_generate_waits_and_downloads(gateway: MockGateway, tmp_path
         files = [path for result in results for path in await client.download(result, tmp_path)]
     assert len({result.request_id for result in results}) == 3
     check_images(files, count=3, kind="JPEG", size=(512, 512))
-    assert wallet(gateway)["charged"] == pytest.approx(3 * PRICE)
+    assert wallet(gateway)["charged"] == 3 * PRICE
 
 
 def test_submit_then_wait_on_the_id(mock_gateway: MockGateway) -> None:
@@ -130,7 +131,7 @@ def test_failed_job_raises_with_its_payload_and_is_charged(gateway: MockGateway)
     assert error.charged is True
     assert error.status.status == "FAILED" and "safety checker" in (error.error or "")
     assert error.status.raw["output"] is None and error.status.completed_at is not None
-    assert wallet(gateway)["charged"] == pytest.approx(3 * PRICE)
+    assert wallet(gateway)["charged"] == 3 * PRICE
 
 
 async def test_errored_job_raises_and_is_not_charged(gateway: MockGateway) -> None:

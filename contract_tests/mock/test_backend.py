@@ -161,8 +161,8 @@ def test_a_new_key_gets_the_default_balance(clock: ManualClock) -> None:
     backend.put_key("fresh")
     assert backend.describe_key("fresh") == {
         "key": "fresh",
-        "balance": 1.5,
-        "charged": 0.0,
+        "balance": "1.5",
+        "charged": "0",
         "enabled": True,
         "models": None,
     }

@@ -200,12 +200,14 @@ def test_realistic_preset_sets_documented_values_and_explicit_settings_win() -> 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"capacity": 0}, "capacity: must be null (unlimited) or at least 1"),
+        ({"capacity": 0}, "capacity: must be null (unlimited) or an integer from 1 to 100,000"),
+        ({"capacity": 10**19}, "capacity: must be null (unlimited) or an integer from 1 to 100,000"),
         ({"capacity": 1.5}, "capacity: expected an integer"),
         ({"capacity": True}, "capacity: expected an integer"),
         ({"duration_jitter": 1.5}, "duration_jitter: 1.5 is not between 0 and 1"),
         ({"duration_jitter": -0.1}, "duration_jitter"),
-        ({"queue_seconds": -1}, "queue_seconds: must be a finite number >= 0"),
+        ({"queue_seconds": -1}, "queue_seconds: must be a number from 0 to 3600"),
+        ({"queue_seconds": 1e300}, "queue_seconds: must be a number from 0 to 3600"),
         ({"realistic": 1}, "realistic: expected true"),
         ({"realistic": "yes"}, "realistic: expected true"),
         ({"public_url": "ftp://x.test"}, "public_url: 'ftp://x.test' must be an absolute http or https URL"),

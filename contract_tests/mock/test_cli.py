@@ -105,26 +105,40 @@ def test_cli_refuses_invalid_arguments_with_a_clear_message(args: list[str], mes
     [
         pytest.param(["--rate-limit", "5"], "expected RATE:BURST", id="rate-limit-no-burst"),
         pytest.param(["--rate-limit", "5:1.5"], "expected RATE:BURST", id="rate-limit-fractional-burst"),
-        pytest.param(["--rate-limit", "0:10"], "rate_limit: rate must be", id="rate-limit-zero-rate"),
-        pytest.param(["--rate-limit", "5:0"], "rate_limit: burst must be", id="rate-limit-zero-burst"),
+        pytest.param(
+            ["--rate-limit", "0:10"],
+            "rate_limit.rate: must be a number from 0.001",
+            id="rate-limit-zero-rate",
+        ),
+        pytest.param(
+            ["--rate-limit", "5:0"], "rate_limit.burst: must be an integer from 1", id="rate-limit-zero-burst"
+        ),
         pytest.param(
             ["--error-rate", "-0.1"], "error_rate: -0.1 is not between 0 and 1", id="error-rate-negative"
         ),
         pytest.param(["--failed-rate", "0.6", "--error-rate", "0.6"], "must not exceed 1", id="rates-sum"),
-        pytest.param(["--speed", "0"], "speed: must be a finite number greater than 0", id="speed-zero"),
-        pytest.param(["--speed", "nan"], "speed: must be a finite number greater than 0", id="speed-nan"),
-        pytest.param(["--speed", "inf"], "speed: must be a finite number greater than 0", id="speed-inf"),
-        pytest.param(["--job-ttl", "inf"], "job_ttl: must be a finite number greater than 0", id="ttl-inf"),
+        pytest.param(["--speed", "0"], "speed: must be a number from 0.001 to 1e+06", id="speed-zero"),
+        pytest.param(["--speed", "nan"], "speed: must be a number from 0.001 to 1e+06", id="speed-nan"),
+        pytest.param(["--speed", "inf"], "speed: must be a number from 0.001 to 1e+06", id="speed-inf"),
+        pytest.param(["--job-ttl", "inf"], "job_ttl: must be a number from 1 to", id="ttl-inf"),
         pytest.param(
-            ["--latency-seconds", "-1"], "latency_seconds: must be a finite number", id="latency-negative"
+            ["--latency-seconds", "-1"],
+            "latency_seconds: must be a number from 0 to 60",
+            id="latency-negative",
         ),
-        pytest.param(["--balance", "1e400"], "default_balance: expected a finite number", id="balance-huge"),
+        pytest.param(
+            ["--balance", "1e400"],
+            "default_balance: must be a number from 0 to 1,000,000,000,000",
+            id="balance-huge",
+        ),
         pytest.param(["--speed", "fast"], "invalid float value: 'fast'", id="speed-not-a-number"),
         pytest.param(
             ["--price", "abc"], "expected a number such as 0.02, got 'abc'", id="price-not-a-number"
         ),
-        pytest.param(["--price", "NaN"], "price_per_image: expected a finite number", id="price-nan"),
-        pytest.param(["--balance", "-5"], "default_balance: must not be negative", id="balance-negative"),
+        pytest.param(["--price", "NaN"], "price_per_image: must be a number from 0 to", id="price-nan"),
+        pytest.param(
+            ["--balance", "-5"], "default_balance: must be a number from 0 to", id="balance-negative"
+        ),
         pytest.param(["--port", "http"], "invalid int value: 'http'", id="port-not-a-number"),
         pytest.param(["--log-level", "loud"], "invalid choice: 'loud'", id="log-level"),
     ],

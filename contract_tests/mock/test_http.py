@@ -327,7 +327,7 @@ def test_invalid_field_is_400_naming_field_and_rule(
     answer = response.json()
     assert answer["error"] == "Validation Error"
     assert expected in answer["message"]
-    assert admin.get("/__mock/keys/test-key").json()["balance"] == 100.0
+    assert admin.get("/__mock/keys/test-key").json()["balance"] == "100"
 
 
 def test_image_size_missing_height_says_so(http: httpx.Client) -> None:
@@ -446,8 +446,8 @@ def test_insufficient_balance_is_the_reference_402(
     assert response.json() in reference_json_blocks()
     assert admin.get("/__mock/keys/poor").json() == {
         "key": "poor",
-        "balance": 0.03,
-        "charged": 0.0,
+        "balance": "0.03",
+        "charged": "0",
         "enabled": True,
         "models": None,
     }
@@ -542,7 +542,7 @@ def test_fault_rate_1_answers_500(http: httpx.Client, admin: httpx.Client, opera
     response = call(http, operation)
     assert response.status_code == 500
     assert response.json() == INTERNAL == example("InternalServerError", "internal")
-    assert admin.get("/__mock/keys/test-key").json()["balance"] == 100.0
+    assert admin.get("/__mock/keys/test-key").json()["balance"] == "100"
     assert admin.get("/__mock/health").json()["jobs"] == 0
 
 
@@ -554,7 +554,7 @@ def test_dropped_connection_in_process_is_a_transport_error(http: httpx.Client, 
         poll(http, "boogu-image_x")
     last = journal_entries(admin)[-1]
     assert (last["status"], last["response"]) == (0, None)
-    assert admin.get("/__mock/keys/test-key").json()["balance"] == 100.0
+    assert admin.get("/__mock/keys/test-key").json()["balance"] == "100"
     admin.patch("/__mock/config", json={"drop_rate": 0})
     assert submit(http).status_code == 202
 
@@ -851,7 +851,7 @@ def test_reset(gateway: MockGateway, http: httpx.Client, admin: httpx.Client, re
     assert response.json() == {"status": "reset"}
     assert poll(http, request_id).status_code == 404
     assert admin.get("/__mock/keys/temp").status_code == 404
-    assert admin.get("/__mock/keys/test-key").json()["balance"] == 100.0
+    assert admin.get("/__mock/keys/test-key").json()["balance"] == "100"
     assert webhooks(admin) == []
     assert [e["path"] for e in journal_entries(admin)] == [f"/v2/requests/status/{request_id}"]
     assert admin.get("/__mock/config").json()["price_per_image"] == "0.5"
@@ -883,7 +883,7 @@ def test_config_get_and_patch(gateway: MockGateway, http: httpx.Client, admin: h
     request_id = queued_id(http)
     gateway.advance(1.5)  # 15 s at speed 10
     assert poll(http, request_id).json()["status"] == "COMPLETED"
-    assert admin.get("/__mock/keys/test-key").json()["charged"] == 0.05
+    assert admin.get("/__mock/keys/test-key").json()["charged"] == "0.05"
     gateway.advance(60)
     assert poll(http, request_id).status_code == 404
 
@@ -924,12 +924,12 @@ def test_invalid_config_patch_is_400_and_changes_nothing(
 def test_keys_create_read_update(admin: httpx.Client) -> None:
     created = admin.post("/__mock/keys", json={"key": "team-a", "balance": 2.5, "models": ["boogu-image"]})
     assert created.status_code == 200
-    expected = {"key": "team-a", "balance": 2.5, "charged": 0.0, "enabled": True, "models": ["boogu-image"]}
+    expected = {"key": "team-a", "balance": "2.5", "charged": "0", "enabled": True, "models": ["boogu-image"]}
     assert created.json() == expected
     assert admin.get("/__mock/keys/team-a").json() == expected
     updated = admin.post("/__mock/keys", json={"key": "team-a", "enabled": False})
     assert updated.json() == {**expected, "enabled": False, "models": None}  # the balance stays
-    assert admin.post("/__mock/keys", json={"key": "team-b"}).json()["balance"] == 100.0
+    assert admin.post("/__mock/keys", json={"key": "team-b"}).json()["balance"] == "100"
     missing = admin.get("/__mock/keys/nobody")
     assert missing.status_code == 404
     assert missing.json()["error"] == "Not Found"

@@ -1,0 +1,53 @@
+"""The admin API's lock: with a token, every `/__mock/*` route but health needs `Authorization: Bearer`.
+
+The admin API resets every key and balance and reads the journal, so a mock shared on a network (or
+reachable from a webhook, a browser, a container next door) must not leave it open. Without a token
+the middleware is not installed at all: in-process tests and the pytest plugin need none.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+ADMIN_PREFIX = "/__mock"
+OPEN_PATHS = frozenset({"/__mock/health"})
+TOKEN_ENV = "MOCK_GATEWAY_ADMIN_TOKEN"  # noqa: S105 (a variable name, not a secret)
+
+
+def check_token(token: str) -> str:
+    """A token must travel in a header unchanged: printable ASCII, no spaces, 8 to 256 characters."""
+    if not 8 <= len(token) <= 256 or not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError("the admin token must be 8 to 256 printable ASCII characters without spaces")
+    return token
+
+
+class AdminAuth:
+    """Answers 401 to an admin call without `Authorization: Bearer <token>`; compares in constant time."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(ADMIN_PREFIX) and path not in OPEN_PATHS:
+            given = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+            if not hmac.compare_digest(given, self._expected):
+                body = orjson.dumps(
+                    {
+                        "error": "Unauthorized",
+                        "message": "The admin API needs the header Authorization: Bearer <admin token>.",
+                    }
+                )
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", b"%d" % len(body)),
+                    (b"www-authenticate", b'Bearer realm="mock-gateway admin"'),
+                ]
+                await send({"type": "http.response.start", "status": 401, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

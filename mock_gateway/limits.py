@@ -1,0 +1,163 @@
+"""Limits that keep a served mock alive under hostile clients: header size, slow requests, connections.
+
+uvicorn enforces none of these itself, so `GuardedHttpToolsProtocol` is its httptools protocol with
+limits at the socket, where they cost nothing on the hot path (a request that arrives in one piece
+arms no timer):
+
+- headers past `max_header_bytes` are answered 431 before they are buffered whole (httptools would
+  take 8 MB);
+- a request whose headers or body do not arrive within `body_timeout` is answered 408 (or, when the
+  app already answered without reading the body, the connection is closed); the app sees a client
+  disconnect;
+- a connection that never sends a request is closed like an idle keep-alive one, and past
+  `max_connections` idle connections are closed to make room, so idle sockets cannot exhaust the
+  file descriptors.
+
+The limits are read from the backend's config on each use, so `PATCH /__mock/config` applies at once.
+Apps with no backend (the validating proxy, replay) get the defaults of `MockConfig`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from typing import Any, Protocol
+
+import orjson
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .config import MockConfig
+
+SHUTDOWN_SECONDS = 2
+"""After SIGTERM, requests still running after this are cancelled: the process exits within 5 s."""
+RESERVED_FDS = 64
+"""File descriptors kept for everything but client sockets: the listener, webhooks, logs."""
+STATUS_TEXT = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+
+
+def error_response(status: int, message: str) -> bytes:
+    """A whole HTTP response with an `{error, message}` body that closes the connection."""
+    body = orjson.dumps({"error": STATUS_TEXT[status], "message": message})
+    head = f"HTTP/1.1 {status} {STATUS_TEXT[status]}\r\ncontent-type: application/json\r\n"
+    return f"{head}content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
+
+
+def default_max_connections() -> int:
+    """As many connections as the process may open file descriptors, less a reserve."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return max(16, min(4096, soft - RESERVED_FDS))
+
+
+class Configured(Protocol):
+    """Where the limits come from: a `GatewayBackend`, or `Defaults` for an app without one."""
+
+    @property
+    def config(self) -> MockConfig: ...
+
+
+class Defaults:
+    config = MockConfig()
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """Set `backend` and `max_connections` on a subclass (`guarded_protocol`): uvicorn builds the
+    protocol itself, with its own arguments."""
+
+    backend: Configured
+    max_connections: int
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_bytes = 0
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # uvicorn arms its idle timer only after a response; arm it for a first request too.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+        if len(self.connections) > self.max_connections:
+            self._make_room()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Parse, then read the request's progress off uvicorn's cycle (one per request, created
+        when its headers are complete; `more_body` false once its body is): no parser callback
+        is overridden, so the hot path gains one Python call per chunk."""
+        before = self.cycle
+        was_in_body = before is not None and before.more_body
+        super().data_received(data)
+        cycle = self.cycle
+        if cycle is not None and not cycle.more_body and (cycle is not before or was_in_body):
+            # A request ended in this chunk (the common case: it came whole). Bytes after it, a
+            # pipelined request's start, count for nothing: at most one chunk (256 KiB) slips by.
+            self._header_bytes = 0
+            self._cancel_deadline()
+            return
+        if self.transport.is_closing():
+            return
+        if cycle is not None and cycle.more_body:
+            self._header_bytes = 0
+        else:
+            self._header_bytes += len(data)
+            limit = self.backend.config.max_header_bytes
+            if self._header_bytes > limit:
+                self._refuse(431, f"The request line and headers are larger than {limit} bytes.")
+                return
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.backend.config.body_timeout, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and cycle.response_started:
+            self.transport.close()  # answered without its body (a 401, say): nothing left to say
+            return
+        seconds = self.backend.config.body_timeout
+        self._refuse(408, f"The request did not arrive within {seconds:g} seconds.")
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _refuse(self, status: int, message: str) -> None:
+        self.transport.write(error_response(status, message))
+        self.transport.close()
+
+    def _make_room(self) -> None:
+        """Close another connection that waits for nothing; with none, refuse this one."""
+        for other in self.connections:
+            cycle = getattr(other, "cycle", None)
+            if other is not self and (cycle is None or cycle.response_complete):
+                other.transport.close()
+                return
+        self._refuse(503, f"The mock serves at most {self.max_connections} connections at once.")
+
+
+def guarded_protocol(backend: Configured, max_connections: int | None = None) -> type[HttpToolsProtocol]:
+    return type(
+        "GuardedHttpToolsProtocol",
+        (GuardedHttpToolsProtocol,),
+        {"backend": backend, "max_connections": max_connections or default_max_connections()},
+    )
+
+
+def server_config(app: Any, *, max_connections: int | None = None, **options: Any) -> uvicorn.Config:
+    """uvicorn settings for serving the mock: the guarded protocol and a bounded graceful shutdown."""
+    return uvicorn.Config(
+        app,
+        http=guarded_protocol(getattr(getattr(app, "state", None), "backend", Defaults()), max_connections),
+        timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        access_log=False,
+        **options,
+    )

@@ -1,0 +1,60 @@
+"""Redaction of credentials wherever the mock shows what it received: the journal and the webhooks.
+
+Clients put keys in many places (`Ocp-Apim-Subscription-Key`, `X-Api-Key`, `Proxy-Authorization`,
+`?subscription-key=`, `https://user:pass@host/`), so names are matched by the words credentials use
+rather than by a list of the names we happen to know.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+REDACTED = "[redacted]"
+_SECRET_NAME = re.compile(
+    r"key|token|secret|passw|pwd|auth|cookie|session|signature|credential|^sig$|^code$", re.IGNORECASE
+)
+URL_HEADERS = frozenset({"x-webhook-url", "referer"})
+"""Headers whose value is a URL: their userinfo and credential-like query parameters are redacted."""
+
+
+def is_secret(name: str) -> bool:
+    return _SECRET_NAME.search(name) is not None
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Lower-case header names to values, with credential-like ones replaced."""
+    return {
+        name: REDACTED if is_secret(name) else redact_url(value) if name in URL_HEADERS else value
+        for name, value in headers.items()
+    }
+
+
+def redact_query(query: str) -> str:
+    """A query string with the values of credential-like parameters replaced; others kept as sent."""
+    if not query or not any(is_secret(name) for name, _ in parse_qsl(query, keep_blank_values=True)):
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(name, REDACTED if is_secret(name) else value) for name, value in pairs], safe="[]")
+
+
+def redact_url(url: str) -> str:
+    """`url` with its userinfo and credential-like query parameters replaced; unparsable URLs whole."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = f"{REDACTED}@{parts.netloc.rpartition('@')[2]}" if "@" in parts.netloc else parts.netloc
+    query = redact_query(parts.query)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def without_userinfo(url: str) -> str:
+    """The URL to call: credentials in it would be sent as a Basic Authorization header by httpx."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
