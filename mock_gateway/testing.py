@@ -370,24 +370,15 @@ class ReplayGateway:
 
 
 @contextlib.contextmanager
-def gateway_process(
-    *args: str,
-    host: str = "127.0.0.1",
-    timeout: float = 20.0,
-    python: str | Path = sys.executable,
-    cwd: Path | None = None,
-    subcommand: Sequence[str] = (),
-) -> Iterator[str]:
+def gateway_process(*args: str, **options: Any) -> Iterator[str]:
     """Run `python -m mock_gateway ARGS` on a free loopback port until the block ends; yields its URL.
 
     For tools that need the gateway as a separate process (the demo, the schemathesis CLI, benchmarks),
     and for the wheel test, which runs it from another venv (`python`) and folder (`cwd`).
     `subcommand=["proxy"]` runs the validating proxy instead (ready once its upstream's health answers).
+    `options` are those of `gateway_popen`.
     """
-    with gateway_popen(*args, host=host, timeout=timeout, python=python, cwd=cwd, subcommand=subcommand) as (
-        base_url,
-        _,
-    ):
+    with gateway_popen(*args, **options) as (base_url, _):
         yield base_url
 
 
