@@ -118,6 +118,23 @@ SYNC_HOOKS: Final = (_on_request, _on_response)
 ASYNC_HOOKS: Final = (_on_request_async, _on_response_async)
 
 
+DEFAULT_CONNECTIONS = 100
+"""httpx's own default; but every connection is kept alive (httpx keeps 20), so that a client busier
+than 20 calls at once does not open and close a connection per call."""
+
+
+def pool_size(max_connections: int | None, httpx_args: Mapping[str, Any] | None) -> int:
+    """Connections (and so API calls in flight) of a client: `max_connections`, else the `limits`
+    passed in `httpx_args`, else 100."""
+    limits = (httpx_args or {}).get("limits")
+    if max_connections is None and isinstance(limits, httpx.Limits) and limits.max_connections:
+        return limits.max_connections
+    size = DEFAULT_CONNECTIONS if max_connections is None else max_connections
+    if size < 1:
+        raise ValueError("max_connections must be >= 1")
+    return size
+
+
 def client_args(
     *,
     base_url: str,
@@ -126,11 +143,16 @@ def client_args(
     user_agent: str,
     hooks: tuple[Callable[..., Any], Callable[..., Any]],
     httpx_args: Mapping[str, Any] | None,
+    connections: int,
 ) -> dict[str, Any]:
     """Arguments for `httpx.Client` (SYNC_HOOKS) or `httpx.AsyncClient` (ASYNC_HOOKS); `httpx_args`
-    (a transport, a proxy, limits, more headers or hooks) are merged in."""
+    (a transport, a proxy, limits, more headers or hooks) are merged in. The pool keeps `connections`
+    open, all of them alive between calls, unless `httpx_args` brings its own `limits`."""
     args = dict(httpx_args or {})
     extra_hooks = dict(args.pop("event_hooks", None) or {})
+    args.setdefault(
+        "limits", httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    )
     return {
         **args,
         "base_url": base_url,

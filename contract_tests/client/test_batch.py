@@ -4,6 +4,7 @@ run does, and only lines provably not accepted are submitted again."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -25,18 +26,58 @@ def jsonl(path: Path, *lines: object) -> Path:
     [
         ("{not json", "line 2: not JSON"),
         ("[1, 2]", "line 2: expected a JSON object"),
-        ({"prompt": "x", "num_image": 2}, "line 2: unknown parameter num_image"),
-        ({"negative_prompt": "x"}, "line 2: prompt is required"),
-        ({"prompt": "x", "image_size": "huge"}, "line 2: a parameter has the wrong type or value"),
+        ({"prompt": "x", "num_image": 2}, "line 2: unknown property ('num_image' was unexpected)"),
+        ({"negative_prompt": "x"}, "line 2: prompt: is required (required)"),
+        ({"prompt": "x", "image_size": "huge"}, "line 2: image_size: 'huge' is not valid"),
+        (
+            {"prompt": "x", "num_images": 9},
+            "line 2: num_images: 9 is greater than the maximum of 4 (maximum)",
+        ),
+        (
+            {"prompt": "x", "image_url": "ftp://host/a.png"},
+            "line 2: image_url: 'ftp://host/a.png' does not match",
+        ),
         ({"prompt": "x", "image_url": "missing.png"}, "line 2: image_url: No such file"),
         ({"prompt": "x", "id": "first"}, "line 2: id 'first' is used twice"),
-        ({"prompt": "x", "id": 7}, "line 2: id must be a non-empty string"),
+        ({"prompt": "x", "id": 7}, "line 2: id: must be a non-empty string"),
+        ("[" * 100_000, "line 2: not JSON"),
     ],
 )
 def test_a_bad_line_is_refused_before_anything_runs(tmp_path: Path, line: object, message: str) -> None:
     source = jsonl(tmp_path / "jobs.jsonl", {"prompt": "fine", "id": "first"}, line)
-    with pytest.raises(BatchFileError, match=message.replace("(", r"\(")):
+    with pytest.raises(BatchFileError, match=re.escape(message)):
         load_items(source)
+
+
+def test_every_bad_line_is_reported_in_one_run(tmp_path: Path) -> None:
+    source = jsonl(
+        tmp_path / "jobs.jsonl",
+        {"prompt": "fine"},
+        {"prompt": "x", "num_images": 9},
+        {"prompt": "x", "num_inference_steps": 5},
+        {"prompt": "fine too"},
+        {"prompt": "x", "guidance_scale": "high"},
+    )
+    source.write_bytes(source.read_bytes() + b'{"prompt": "\xff"}\n')
+    with pytest.raises(BatchFileError) as caught:
+        load_items(source)
+    message = str(caught.value)
+    assert "4 bad lines, nothing was submitted" in message
+    for expected in (
+        "line 2: num_images",
+        "line 3: num_inference_steps",
+        "line 5: guidance_scale",
+        "line 6: not UTF-8",
+    ):
+        assert expected in message
+    assert "line 1" not in message and "line 4" not in message
+
+
+def test_a_huge_file_of_bad_lines_is_reported_by_its_first_lines(tmp_path: Path) -> None:
+    source = jsonl(tmp_path / "jobs.jsonl", *[{"prompt": "x", "num_images": 9}] * 500)
+    with pytest.raises(BatchFileError, match="500 bad lines") as caught:
+        load_items(source)
+    assert "and 300 more" in str(caught.value)
 
 
 def test_lines_become_requests(tmp_path: Path) -> None:
@@ -90,7 +131,6 @@ async def test_a_batch_runs_every_line_and_a_second_run_does_nothing(
         tmp_path / "jobs.jsonl",
         *({"prompt": f"fox {i}", "seed": i} for i in range(5)),
         {"prompt": "nsfw", "id": "flagged"},
-        {"prompt": "x", "num_inference_steps": 99, "id": "invalid"},
     )
     items = load_items(source)
     seen: list[str] = []
@@ -106,11 +146,11 @@ async def test_a_batch_runs_every_line_and_a_second_run_does_nothing(
         summary = await runner.run()
         calls = len(journal(mock_gateway))
         again = await BatchRunner(client, items, Journal(tmp_path / "j.jsonl"), tmp_path / "out").run()
-    assert (summary.completed, summary.failed, summary.rejected, summary.charged_images) == (5, 1, 1, 6)
+    assert (summary.completed, summary.failed, summary.rejected, summary.charged_images) == (5, 1, 0, 6)
     assert not summary.ok and again == summary
     assert len(journal(mock_gateway)) == calls
     assert wallet(mock_gateway)["charged"] == pytest.approx(6 * 0.02)
-    assert "line-1:accepted" in seen and "flagged:finished" in seen and "invalid:invalid" in seen
+    assert "line-1:submitting" in seen and "line-1:accepted" in seen and "flagged:finished" in seen
     assert sorted(Path(name).name for name in summary.files) == [f"line-{i}_0.jpg" for i in range(1, 6)]
 
 

@@ -366,5 +366,5 @@ def test_a_bad_batch_file_submits_nothing(
     source = tmp_path / "jobs.jsonl"
     source.write_text('{"prompt": "fine"}\n{"prompt": "typo", "num_image": 2}\n')
     code, _, err = run(capsys, "batch", str(source), "--out", str(tmp_path / "out"))
-    assert code == ExitCode.USAGE and "line 2: unknown parameter num_image" in err
+    assert code == ExitCode.USAGE and "line 2: unknown property ('num_image' was unexpected)" in err
     assert admin(gateway, "GET", "requests") == []
