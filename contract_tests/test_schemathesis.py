@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import schemathesis
 
-from contract_tests import schemathesis_hooks  # noqa: F401 - registers the hooks
 from mock_gateway.config import MockConfig
 from mock_gateway.testing import MockGateway
 

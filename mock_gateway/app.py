@@ -28,8 +28,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .backend import OUTCOME_HEADER, ApiKey, GatewayBackend, GatewayError
-from .clock import Clock
+from .backend import OUTCOME_HEADER, ApiKey, GatewayBackend, GatewayError, SyncWait
+from .clock import Clock, sleep_until
 from .config import DEFAULT_API_KEY, ConfigError, MockConfig, parse_amount
 from .spec import load_spec, spec_path
 from .webhooks import Sender
@@ -221,13 +221,21 @@ async def read_json(call: Call) -> Any:
 
 
 def base_url(call: Call) -> str:
-    """The gateway's own URL as the client reached it (for polling_url and media_url)."""
+    """The base of polling_url and media URLs: `public_url`, else the address the mock answered on.
+
+    Never the request's Host header: a client could name any host there and have the mock hand out
+    URLs that point at it.
+    """
+    configured = call.backend.config.public_url
+    if configured is not None:
+        return configured
     scope = call.request.scope
-    host = call.headers.get("host")
-    if not host:
-        server_host, port = scope.get("server") or ("127.0.0.1", 80)
-        host = f"{server_host}:{port}"
-    return f"{scope['scheme']}://{host}{scope.get('root_path', '')}"
+    host, port = scope.get("server") or ("127.0.0.1", 80)
+    scheme = scope["scheme"]
+    shown = f"[{host}]" if ":" in host else host
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        shown = f"{shown}:{port}"
+    return f"{scheme}://{shown}{scope.get('root_path', '')}"
 
 
 async def submit(call: Call) -> Response:
@@ -251,6 +259,9 @@ async def submit(call: Call) -> Response:
     # Sync mode renders images before answering: keep that off the event loop.
     sync = isinstance(body, dict) and body.get("sync_mode") is True
     submission = await run_in_threadpool(submit) if sync else submit()
+    if isinstance(submission, SyncWait):  # its worker is busy: hold the request open, as the gateway does
+        await sleep_until(backend.clock, submission.until)
+        submission = await run_in_threadpool(backend.finish_sync, submission.job)
     return call.respond(submission.body, submission.status_code)
 
 

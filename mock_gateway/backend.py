@@ -24,9 +24,10 @@ import httpx
 from . import media
 from .clock import Clock, OffsetClock
 from .config import DEFAULT_API_KEY, MockConfig
-from .jobs import Job, JobStore, Outcome, iso_time, media_filename, timeline, uuid7
+from .jobs import Job, JobStore, Outcome, iso_time, media_filename, uuid7
 from .journal import Journal
 from .ratelimit import RateLimiter, retry_after_seconds
+from .scheduler import Slot, WorkerPool, jitter, timeline
 from .spec import Contract
 from .wallet import InsufficientBalance, Wallet
 from .webhooks import Sender, WebhookDispatcher, check_webhook_target
@@ -91,6 +92,15 @@ class Submission:
     job: Job = field(repr=False)
 
 
+@dataclass(frozen=True)
+class SyncWait:
+    """An accepted sync-mode job whose worker is busy: answer `finish_sync(job)` once the clock
+    reaches `until`, as the gateway holds a sync request open until its job is done."""
+
+    job: Job = field(repr=False)
+    until: float
+
+
 class GatewayBackend:
     """The whole state of one mock gateway; thread-safe, driven by an injected clock."""
 
@@ -111,6 +121,7 @@ class GatewayBackend:
         self.wallet = Wallet(self.clock)
         self.limiter = RateLimiter(self.clock, self.config.rate_limit)
         self.jobs = JobStore()
+        self.workers = WorkerPool()
         self.journal = Journal(self.config.journal_size)
         self.webhooks = self._dispatcher(webhook_sender or post_json)
         self._deliveries: set[asyncio.Task[Any]] = set()
@@ -143,6 +154,7 @@ class GatewayBackend:
         """Back to a fresh gateway with the same configuration: keys, money, jobs and logs cleared."""
         with self._lock:
             self.jobs.clear()
+            self.workers.clear()
             self.journal.clear()
             self.wallet.reset()
             self.webhooks.reset()
@@ -266,8 +278,8 @@ class GatewayBackend:
         base_url: str,
         webhook_url: str | None = None,
         outcome: str | None = None,
-    ) -> Submission:
-        """Validate, charge and queue a job; in sync mode, finish it at once."""
+    ) -> Submission | SyncWait:
+        """Validate, charge and queue a job; in sync mode, finish it as soon as a worker is free."""
         operation_id = self.operation_for(model_id, record)
         violation = self.contract.check_body(operation_id, body)
         if violation is not None:
@@ -276,13 +288,18 @@ class GatewayBackend:
         if webhook_url is not None:
             self._check_webhook(operation_id, webhook_url)
         forced = self._parse_outcome(outcome)
-        source = self._load_source(params["image_url"]) if "image_url" in params else None
+        loaded = self._load_source(params["image_url"]) if "image_url" in params else None
+        source = loaded if isinstance(loaded, bytes) else None
 
         now = self.clock.now()
         with self._lock:
             request_id = f"{model_id}_{uuid7(now, self.rng)}"
             seed = int(params["seed"]) if "seed" in params else self.rng.getrandbits(32)
-            job_outcome, error = self._decide_outcome(params, forced)
+            job_outcome, error = (
+                ("ERROR", f"Could not load the input image. {loaded} You were not charged.")
+                if isinstance(loaded, str)
+                else self._decide_outcome(params, forced)
+            )
         cost = self.config.price_per_image * int(params["num_images"])
         try:
             self.wallet.hold(record.key, cost, request_id)
@@ -291,12 +308,7 @@ class GatewayBackend:
                 402, "Insufficient Balance", "Your wallet does not have enough balance."
             ) from None
 
-        sync = bool(params["sync_mode"])
-        queued, processing = (
-            (0.0, 0.0)
-            if sync
-            else timeline(int(params["num_inference_steps"]), int(params["num_images"]), self.config.speed)
-        )
+        slot = self._slot(model_id, params, now)
         job = Job(
             request_id=request_id,
             model_id=model_id,
@@ -306,20 +318,16 @@ class GatewayBackend:
             outcome=job_outcome,
             error=error,
             created_at=now,
-            started_at=now + queued,
-            finished_at=now + queued + processing,
             base_url=base_url,
             webhook_url=webhook_url,
             cost=cost,
             source=source,
+            started_at=slot.start,
+            finished_at=slot.finish,
         )
         self.jobs.add(job)
-        if sync:
-            self.tick()
-            inline = None
-            if job.outcome == "COMPLETED":
-                inline = [media.to_data_uri(image, job.output_format) for image in self._render(job)]
-            return Submission(200, job.to_status(job.finished_at, media_urls=inline), job)
+        if params["sync_mode"]:
+            return self.finish_sync(job) if job.finished_at <= now else SyncWait(job, job.finished_at)
         return Submission(
             202,
             {
@@ -328,6 +336,32 @@ class GatewayBackend:
                 "polling_url": f"{base_url}/v2/requests/status/{request_id}",
             },
             job,
+        )
+
+    def finish_sync(self, job: Job) -> Submission:
+        """The 200 answer of a sync-mode job, once it has finished: its images inline as data URIs."""
+        self.tick()
+        inline = None
+        if job.outcome == "COMPLETED":
+            inline = [media.to_data_uri(image, job.output_format) for image in self._render(job)]
+        return Submission(200, job.to_status(job.finished_at, media_urls=inline), job)
+
+    def _slot(self, model_id: str, params: dict[str, Any], now: float) -> Slot:
+        """When the job starts and finishes: the size model with its jitter, then a worker in arrival order.
+
+        A sync-mode job renders at once but still waits for a worker.
+        """
+        config = self.config
+        if params["sync_mode"]:
+            queued = processing = 0.0
+        else:
+            steps, images = int(params["num_inference_steps"]), int(params["num_images"])
+            queued, processing = timeline(steps, images, config.speed, config.queue_seconds)
+            with self._lock:  # drawn only with a spread, so seeded runs without one keep their draws
+                queued *= jitter(self.rng, config.duration_jitter)
+                processing *= jitter(self.rng, config.duration_jitter)
+        return self.workers.schedule(
+            model_id, ready_at=now + queued, processing=processing, capacity=config.capacity, now=now
         )
 
     def status(self, record: ApiKey, request_id: str) -> dict[str, Any]:
@@ -361,7 +395,10 @@ class GatewayBackend:
             else:
                 self.wallet.capture(job.request_id)
             if job.webhook_url is not None:
-                self.webhooks.enqueue(job.request_id, job.webhook_url, job.to_status(job.finished_at))
+                blocked = check_webhook_target(job.webhook_url, self.config.webhook_allowlist)
+                self.webhooks.enqueue(
+                    job.request_id, job.webhook_url, job.to_status(job.finished_at), blocked=blocked
+                )
         return settled
 
     def deliver_webhooks_soon(self) -> None:
@@ -378,12 +415,10 @@ class GatewayBackend:
     # Helpers --------------------------------------------------------------------------------
 
     def _check_webhook(self, operation_id: str, url: str) -> None:
+        """Only the contract decides: a target the mock will not call is accepted and recorded `blocked`."""
         violation = self.contract.check_header(operation_id, "X-Webhook-URL", url)
         if violation is not None:
             raise validation_error(str(violation))
-        refused = check_webhook_target(url, self.config.webhook_allowlist)
-        if refused is not None:
-            raise validation_error(refused)
 
     @staticmethod
     def _parse_outcome(value: str | None) -> Outcome | None:
@@ -408,26 +443,26 @@ class GatewayBackend:
             return "ERROR", ERROR_MESSAGE
         return "COMPLETED", None
 
-    def _load_source(self, image_url: str) -> bytes:
-        """The edit's input: a data URI, one of this mock's own images, or (offline) a stand-in image."""
+    def _load_source(self, image_url: str) -> bytes | str:
+        """The edit's input: a data URI, one of this mock's own images, or (offline) a stand-in image.
+
+        An input that cannot be loaded is returned as the reason why: the gateway fetches the image
+        after accepting the job, so such a job is accepted and ends ERROR, not answered 400.
+        """
         if image_url.startswith("data:"):
             try:
                 data = media.decode_data_uri(image_url)
             except ValueError as exc:
-                raise validation_error(f"image_url: {exc}") from None
+                return f"image_url: {exc}"
             problem = media.check_source_image(data)
-            if problem is not None:
-                raise validation_error(problem)
-            return data
+            return data if problem is None else f"image_url: {problem}"
         match = MEDIA_PATH.search(urlsplit(image_url).path)
         own = self.jobs.get(match["request_id"]) if match is not None else None
         if match is not None and own is not None and image_url.startswith(f"{own.base_url}/media/"):
             try:
                 return self.media(match["request_id"], match["name"])[0]
             except GatewayError:
-                raise validation_error(
-                    f"image_url: the mock's image {image_url!r} is not available"
-                ) from None
+                return f"image_url: the mock's image {image_url!r} is not available"
         # No network here: stand in for the remote image with one derived from its URL.
         stand_in = media.RenderSpec(
             prompt=image_url,

@@ -38,7 +38,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--api-key", default=DEFAULT_API_KEY, help="the development key (default: %(default)s)")
     p.add_argument("--speed", type=float, default=1.0, help="divide simulated job durations by this")
-    p.add_argument("--seed", type=int, help="make outcomes, faults and unseeded images reproducible")
+    p.add_argument(
+        "--seed", type=int, help="make outcomes, durations, faults and unseeded images reproducible"
+    )
+    p.add_argument("--capacity", type=int, help="jobs processed at once per model (default: unlimited)")
+    p.add_argument("--duration-jitter", type=float, help="relative spread of job times, 0 to 1 (default: 0)")
+    p.add_argument("--queue-seconds", type=float, help="base time a job spends QUEUED (default: 1)")
+    p.add_argument(
+        "--realistic",
+        action="store_true",
+        help="a busy fleet: capacity 4, duration jitter 0.3, 2 s queue (explicit flags win)",
+    )
+    p.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="base of polling and media URLs, e.g. behind a proxy (default: the address it listens on)",
+    )
     p.add_argument("--price", type=amount, dest="price_per_image", help="price of one image")
     p.add_argument("--balance", type=amount, dest="default_balance", help="balance of new keys")
     p.add_argument("--rate-limit", type=rate_limit, metavar="RATE:BURST", help="token bucket per key")
@@ -66,6 +81,10 @@ def config_from(args: argparse.Namespace) -> MockConfig:
     names = (
         "speed",
         "seed",
+        "capacity",
+        "duration_jitter",
+        "queue_seconds",
+        "public_url",
         "price_per_image",
         "default_balance",
         "rate_limit",
@@ -83,6 +102,8 @@ def config_from(args: argparse.Namespace) -> MockConfig:
             changes[name] = str(changes[name])
     if args.webhook_allow:
         changes["webhook_allowlist"] = args.webhook_allow
+    if args.realistic:
+        changes["realistic"] = True
     return MockConfig().updated(changes)
 
 

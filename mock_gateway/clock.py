@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Protocol
@@ -56,3 +57,9 @@ class OffsetClock:
         with self._lock:
             self._offset += seconds
         return self.now()
+
+
+async def sleep_until(clock: Clock, at: float, poll: float = 0.05) -> None:
+    """Wait until `clock` reads `at`: in real time on a live clock, or as soon as a test advances it."""
+    while (remaining := at - clock.now()) > 0:
+        await asyncio.sleep(min(remaining, poll))

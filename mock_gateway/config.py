@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from .ratelimit import RateLimit
 
@@ -23,6 +24,14 @@ class MockConfig:
 
     speed: float = 1.0
     """Simulated durations are divided by this; 30 steps × 1 image take 15 s at speed 1."""
+    capacity: int | None = None
+    """Jobs processed at once per model; later ones wait QUEUED in arrival order. None: unlimited."""
+    duration_jitter: float = 0.0
+    """Relative spread (0 to 1) of queue and processing times around the step-image model, log-normal."""
+    queue_seconds: float = 1.0
+    """Base time a job spends QUEUED on an idle gateway (at most half of its total)."""
+    public_url: str | None = None
+    """Base of polling_url and media URLs; None: the address the request reached the mock on."""
     seed: int | None = None
     """Seeds the outcome and fault draws (and images without a seed) for reproducible runs."""
     price_per_image: Decimal = Decimal("0.02")
@@ -49,7 +58,7 @@ class MockConfig:
     journal_size: int = 10_000
 
     def __post_init__(self) -> None:
-        rates = ("failed_rate", "error_rate", "fault_rate", "drop_rate", "latency_rate")
+        rates = ("failed_rate", "error_rate", "fault_rate", "drop_rate", "latency_rate", "duration_jitter")
         for name in rates:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -67,8 +76,11 @@ class MockConfig:
         for name in ("price_per_image", "default_balance"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must not be negative")
-        if not 0 <= self.latency_seconds < math.inf:
-            raise ConfigError("latency_seconds: must be a finite number >= 0")
+        for name in ("latency_seconds", "queue_seconds"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ConfigError(f"{name}: must be a finite number >= 0")
+        if self.capacity is not None and self.capacity < 1:
+            raise ConfigError("capacity: must be null (unlimited) or at least 1")
         if self.max_body_bytes < 1024 or self.webhook_max_attempts < 1 or self.journal_size < 1:
             raise ConfigError("max_body_bytes, webhook_max_attempts, journal_size: too small")
 
@@ -82,13 +94,32 @@ class MockConfig:
     def updated(self, changes: dict[str, Any]) -> MockConfig:
         """A copy with `changes` (JSON values, as PATCH /__mock/config sends them) applied and checked."""
         known = {f.name for f in fields(self)}
+        if changes.get("realistic", False) is not False:
+            if changes["realistic"] is not True:
+                raise ConfigError("realistic: expected true (a preset; false changes nothing)")
+            changes = {**REALISTIC, **changes}
+        changes = {name: value for name, value in changes.items() if name != "realistic"}
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise ConfigError(f"{', '.join(unknown)}: unknown setting; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"{', '.join(unknown)}: unknown setting; known: {', '.join(sorted(known | {'realistic'}))}"
+            )
         converted: dict[str, Any] = {}
         for name, value in changes.items():
             converted[name] = _convert(name, value)
         return replace(self, **converted)
+
+
+REALISTIC: dict[str, Any] = {
+    "capacity": 4,
+    "duration_jitter": 0.3,
+    "queue_seconds": 2.0,
+}
+"""`--realistic` / `{"realistic": true}`: a busy fleet rather than a perfect one. Four workers per model,
+so a burst of jobs queues; a 30% log-normal spread of queue and processing times, so no two jobs take
+the same time and clients cannot tune their polling to a constant; and 2 s of base queue time (the
+dispatch delay before a worker picks a job up), so `QUEUED` is seen by a client that polls at once.
+Explicit settings given with it win."""
 
 
 def parse_amount(value: Any, name: str) -> Decimal:
@@ -103,6 +134,24 @@ def parse_amount(value: Any, name: str) -> Decimal:
     if not amount.is_finite() or not math.isfinite(float(amount)):
         raise ConfigError(f"{name}: expected a finite number")
     return amount
+
+
+def _public_url(value: Any) -> str | None:
+    """An absolute http(s) base URL, kept without a trailing slash so paths append to it as they are."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("public_url: expected null or an http(s) URL")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError on a port out of range
+    except ValueError as exc:
+        raise ConfigError(f"public_url: {value!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"public_url: {value!r} must be an absolute http or https URL")
+    if parts.query or parts.fragment or parts.username or parts.password or not value.isprintable():
+        raise ConfigError(f"public_url: {value!r} must have no query, fragment or credentials")
+    return value.rstrip("/")
 
 
 def _convert(name: str, value: Any) -> Any:
@@ -120,11 +169,15 @@ def _convert(name: str, value: Any) -> Any:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{name}: expected a list of host names")
             return tuple(value)
+        if name == "public_url":
+            return _public_url(value)
         if name == "seed":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError("seed: expected an integer or null")
             return value
-        if name in ("max_body_bytes", "webhook_max_attempts", "journal_size"):
+        if name == "capacity" and value is None:
+            return None
+        if name in ("max_body_bytes", "webhook_max_attempts", "journal_size", "capacity"):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name}: expected an integer")
             return value

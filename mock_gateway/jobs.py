@@ -1,7 +1,7 @@
 """Jobs and their life, QUEUED → PROCESSING → COMPLETED | FAILED | ERROR, read off the clock.
 
-A job's whole timeline is fixed when it is accepted, so its status at any instant is a pure
-function of the clock: tests advance time instead of sleeping, and polling never races a worker.
+A job's whole timeline is fixed when it is accepted (`scheduler.py`), so its status at any instant is a
+pure function of the clock: tests advance time instead of sleeping, and polling never races a worker.
 """
 
 from __future__ import annotations
@@ -18,17 +18,6 @@ from typing import Any, Literal
 
 Outcome = Literal["COMPLETED", "FAILED", "ERROR"]
 TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED", "ERROR"})
-
-SECONDS_PER_STEP_IMAGE = 0.5
-"""30 steps × 1 image = 15 s, the span between created_at and completed_at in the reference."""
-QUEUE_SECONDS = 1.0
-
-
-def timeline(steps: int, images: int, speed: float) -> tuple[float, float]:
-    """Seconds spent QUEUED and then PROCESSING for a job of this size."""
-    total = SECONDS_PER_STEP_IMAGE * steps * images / speed
-    queued = min(QUEUE_SECONDS / speed, total / 2)
-    return queued, total - queued
 
 
 def iso_time(at: float) -> str:

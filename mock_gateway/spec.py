@@ -110,7 +110,7 @@ class Contract:
                 if body is not None:
                     validator = self.validator(f"{pointer}/requestBody/content/application~1json/schema")
                     fast = jsonschema_rs.Draft202012Validator(
-                        self.inline(body["content"]["application/json"]["schema"]), validate_formats=False
+                        self.inline(body["content"]["application/json"]["schema"]), validate_formats=True
                     )
                     schema = self.resolve(body["content"]["application/json"]["schema"])
                     defaults = {

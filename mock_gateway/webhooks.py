@@ -7,6 +7,7 @@ import asyncio
 import copy
 import ipaddress
 import itertools
+import logging
 import threading
 import time
 from collections import deque
@@ -20,7 +21,9 @@ from mock_gateway.clock import Clock
 Sender = Callable[[str, dict[str, Any]], Awaitable[int]]
 """POSTs the payload as JSON and returns the status code; raises on connection errors and timeouts."""
 
-DeliveryState = Literal["pending", "delivered", "failed"]
+DeliveryState = Literal["pending", "delivered", "failed", "blocked"]
+logger = logging.getLogger("mock_gateway")
+WARNED_REASONS_MAX = 1024
 
 
 def check_webhook_target(url: str, allowlist: Sequence[str]) -> str | None:
@@ -86,6 +89,8 @@ class Delivery:
     attempts: list[Attempt] = field(default_factory=list)
     state: DeliveryState = "pending"
     next_attempt_at: float | None = None
+    reason: str | None = None
+    """Why a `blocked` delivery was never sent."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +125,8 @@ class WebhookDispatcher:
         self._ids = itertools.count(1)  # not reset, so ids stay unique across resets
         self._deliveries: dict[str, Delivery] = {}  # all kept deliveries, oldest first
         self._scheduled: dict[str, Delivery] = {}  # pending and not being sent
-        self._finished: deque[str] = deque()  # ids of delivered or failed deliveries, oldest first
+        self._finished: deque[str] = deque()  # ids of finished deliveries, oldest first
+        self._warned: set[str] = set()  # reasons of blocked deliveries already logged
 
     def configure(self, *, max_attempts: int, backoff: float) -> None:
         """Applies from the next attempt on: deliveries keep their attempts and their next attempt time."""
@@ -132,8 +138,13 @@ class WebhookDispatcher:
             self._max_attempts = max_attempts
             self._backoff = backoff
 
-    def enqueue(self, request_id: str, url: str, payload: dict[str, Any]) -> Delivery:
-        """Sends a snapshot of `payload`: the status object may change before the attempt is made."""
+    def enqueue(
+        self, request_id: str, url: str, payload: dict[str, Any], *, blocked: str | None = None
+    ) -> Delivery:
+        """Sends a snapshot of `payload`: the status object may change before the attempt is made.
+
+        With a `blocked` reason the delivery is only recorded, never sent, and its host is logged once.
+        """
         with self._lock:
             delivery = Delivery(
                 id=f"wh_{next(self._ids)}",
@@ -141,10 +152,22 @@ class WebhookDispatcher:
                 url=url,
                 payload=copy.deepcopy(payload),
                 next_attempt_at=self._clock.now(),
+                reason=blocked,
             )
             self._deliveries[delivery.id] = delivery
-            self._scheduled[delivery.id] = delivery
+            if blocked is None:
+                self._scheduled[delivery.id] = delivery
+            else:
+                self._finish(delivery, "blocked")
+                self._warn_once(blocked)
             return delivery
+
+    def _warn_once(self, reason: str) -> None:
+        """One line per refused host (the reason names it), not one per job: a shared mock stays readable."""
+        if reason in self._warned or len(self._warned) >= WARNED_REASONS_MAX:
+            return
+        self._warned.add(reason)
+        logger.warning("webhook not sent, recorded as blocked in /__mock/webhooks: %s", reason)
 
     def due(self) -> list[Delivery]:
         with self._lock:

@@ -73,7 +73,9 @@ def submit(
     outcome: str | None = None,
 ) -> Submission:
     record = backend.authenticate(key)
-    return backend.submit(record, model, body, base_url=BASE, webhook_url=webhook_url, outcome=outcome)
+    answer = backend.submit(record, model, body, base_url=BASE, webhook_url=webhook_url, outcome=outcome)
+    assert isinstance(answer, Submission)  # unlimited capacity: sync mode never waits for a worker
+    return answer
 
 
 def status(backend: GatewayBackend, request_id: str, key: str = "test-key") -> dict[str, Any]:
@@ -767,11 +769,19 @@ def test_edit_derives_from_the_mocks_own_media_url(backend: GatewayBackend, cloc
     assert backend.media(stand_in.job.request_id, "output.jpeg")[0] != derived
 
 
-def test_edit_of_an_unfinished_mock_image_is_400(backend: GatewayBackend) -> None:
+def test_edit_of_an_unfinished_mock_image_is_accepted_and_ends_error_uncharged(
+    backend: GatewayBackend, clock: ManualClock
+) -> None:
+    """The gateway fetches the input after accepting the job: an unreadable one fails the job."""
     job = submit(backend, {"prompt": "x"}).job
-    error = expect_error(400, edit, backend, job.media_urls()[0])
-    assert "image_url" in error.message
-    assert "not available" in error.message
+    edited = edit(backend, job.media_urls()[0])
+    assert edited.status_code == 202
+    finish(backend, clock, 60)
+    final = status(backend, edited.job.request_id)
+    assert final["status"] == "ERROR"
+    assert "image_url" in final["error"]
+    assert "not available" in final["error"]
+    assert money(backend) == (Decimal("99.98"), Decimal(0), Decimal("0.02"))  # only the first job
 
 
 def test_edit_of_a_remote_url_stands_in_deterministically(backend: GatewayBackend) -> None:
@@ -782,11 +792,16 @@ def test_edit_of_a_remote_url_stands_in_deterministically(backend: GatewayBacken
     assert first["output"]["media_url"] != third["output"]["media_url"]
 
 
+def test_data_uri_of_another_media_type_is_400(backend: GatewayBackend) -> None:
+    error = expect_error(400, edit, backend, "data:text/plain;base64,aGVsbG8=")
+    assert error.message.startswith("image_url: ")
+    assert money(backend) == (Decimal(100), Decimal(0), Decimal(0))
+
+
 @pytest.mark.parametrize(
     ("image_url", "expected"),
     [
         pytest.param("data:image/png;base64,!!!!", "invalid base64", id="bad-base64"),
-        pytest.param("data:text/plain;base64,aGVsbG8=", "text/plain", id="not-an-image-type"),
         pytest.param("data:image/png,rawdata", "not base64-encoded", id="not-base64"),
         pytest.param(
             "data:image/png;base64,aGVsbG8=", "not a JPG, PNG, WebP, GIF or AVIF file", id="not-an-image"
@@ -794,12 +809,17 @@ def test_edit_of_a_remote_url_stands_in_deterministically(backend: GatewayBacken
         pytest.param("data:image/png;base64,", "empty", id="empty"),
     ],
 )
-def test_bad_data_uri_is_400_and_charges_nothing(
-    backend: GatewayBackend, image_url: str, expected: str
+def test_unreadable_data_uri_is_accepted_and_the_job_ends_error_uncharged(
+    backend: GatewayBackend, clock: ManualClock, image_url: str, expected: str
 ) -> None:
-    error = expect_error(400, edit, backend, image_url)
-    assert error.message.startswith("image_url: ")
-    assert expected in error.message
+    """Schema-valid, so accepted as the gateway would; the image cannot be loaded, so the job errs."""
+    accepted = edit(backend, image_url)
+    assert accepted.status_code == 202
+    finish(backend, clock, 60)
+    final = status(backend, accepted.job.request_id)
+    assert final["status"] == "ERROR"
+    assert "image_url: " in final["error"]
+    assert expected in final["error"]
     assert money(backend) == (Decimal(100), Decimal(0), Decimal(0))
 
 
@@ -851,18 +871,62 @@ def test_no_webhook_without_the_header(backend: GatewayBackend, clock: ManualClo
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        pytest.param("http://example.com/hook", "host 'example.com' is not allowed", id="public-host"),
-        pytest.param("http://10.0.0.1/hook", "host '10.0.0.1' is not allowed", id="private-address"),
-        pytest.param("http://169.254.169.254/latest", "is not allowed", id="metadata-address"),
         pytest.param("ftp://127.0.0.1/hook", "does not match '^https?://'", id="ftp-scheme"),
-        pytest.param("http:///nohost", "has no host", id="no-host"),
+        pytest.param("https://\u00cf", "is not a 'uri'", id="not-ascii"),
+        pytest.param("https://a b/", "is not a 'uri'", id="space"),
     ],
 )
-def test_unsafe_webhook_url_is_400_naming_the_rule(backend: GatewayBackend, url: str, expected: str) -> None:
+def test_webhook_url_outside_the_contract_is_400_naming_the_rule(
+    backend: GatewayBackend, url: str, expected: str
+) -> None:
     error = expect_error(400, submit, backend, {"prompt": "x"}, webhook_url=url)
     assert error.message.startswith("X-Webhook-URL: ")
     assert expected in error.message
     assert len(backend.jobs) == 0
+
+
+@pytest.mark.parametrize("image_url", ["https://\u00cf/a.png", "https://a b/c.png", "http://[::1/x"])
+def test_image_url_that_is_no_uri_is_400(backend: GatewayBackend, image_url: str) -> None:
+    error = expect_error(400, edit, backend, image_url)
+    assert error.message.startswith("image_url: ")
+    assert len(backend.jobs) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        pytest.param("http://example.com/hook", "host 'example.com' is not allowed", id="public-host"),
+        pytest.param(
+            "https://your-server.com/webhook/callback", "host 'your-server.com'", id="reference-example"
+        ),
+        pytest.param("http://10.0.0.1/hook", "host '10.0.0.1' is not allowed", id="private-address"),
+        pytest.param("http://169.254.169.254/latest", "is not allowed", id="metadata-address"),
+        pytest.param("http:///nohost", "has no host", id="no-host"),
+    ],
+)
+async def test_webhook_the_mock_will_not_call_is_accepted_and_recorded_blocked(
+    backend: GatewayBackend,
+    clock: ManualClock,
+    sender: FakeSender,
+    caplog: pytest.LogCaptureFixture,
+    url: str,
+    expected: str,
+) -> None:
+    """The contract allows the URL, so the gateway's 202; the mock never contacts a host off its list."""
+    for _ in range(3):
+        assert submit(backend, {"prompt": "x"}, webhook_url=url).status_code == 202
+    finish(backend, clock, 15)
+    await backend.webhooks.deliver_due()
+    finish(backend, clock, 120)
+    await backend.webhooks.deliver_due()
+    assert sender.calls == []
+    deliveries = backend.webhooks.deliveries()
+    assert [d.state for d in deliveries] == ["blocked"] * 3
+    assert all(d.attempts == [] and d.reason is not None and expected in d.reason for d in deliveries)
+    assert deliveries[0].to_dict()["reason"] == deliveries[0].reason
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "blocked" in r.getMessage()]
+    assert len(warnings) == 1  # once, not once per job
+    assert expected in warnings[0].getMessage()
 
 
 @pytest.mark.parametrize("url", ["http://localhost:8000/x", "http://127.0.0.1/x", "http://[::1]:9/x"])

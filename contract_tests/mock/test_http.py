@@ -654,10 +654,12 @@ def test_edit_of_a_downloaded_result_over_http(gateway: MockGateway, http: httpx
     assert answer.json()["status"] == "COMPLETED"
 
 
-def test_bad_data_uri_is_400(http: httpx.Client) -> None:
-    response = submit(http, {"prompt": "x", "image_url": "data:image/png;base64,aGVsbG8="}, EDIT_PATH)
-    assert response.status_code == 400
-    assert response.json()["message"].startswith("image_url: ")
+def test_unreadable_data_uri_is_accepted_and_ends_error(gateway: MockGateway, http: httpx.Client) -> None:
+    request_id = queued_id(http, {"prompt": "x", "image_url": "data:image/png;base64,aGVsbG8="}, EDIT_PATH)
+    gateway.advance(60)
+    final = poll(http, request_id).json()
+    assert final["status"] == "ERROR"
+    assert "image_url: " in final["error"]
 
 
 # --- webhooks -----------------------------------------------------------------------------------------
@@ -787,27 +789,38 @@ def test_webhook_of_a_sync_request_goes_out_right_away(
     assert [a["status_code"] for a in webhooks(admin)[0]["attempts"]] == [200]
 
 
+def test_webhook_url_outside_the_contract_is_400_naming_the_rule(
+    http: httpx.Client, admin: httpx.Client
+) -> None:
+    response = submit(http, **{"X-Webhook-URL": "file:///etc/passwd"})
+    assert response.status_code == 400
+    message = response.json()["message"]
+    assert message.startswith("X-Webhook-URL: ")
+    assert "does not match '^https?://'" in message
+    assert admin.get("/__mock/health").json()["jobs"] == 0
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
         pytest.param(
             "https://your-server.com/webhook/callback",
             "host 'your-server.com' is not allowed",
-            id="public-host",
+            id="reference-example",
         ),
         pytest.param("http://192.168.1.10/hook", "host '192.168.1.10' is not allowed", id="private-address"),
-        pytest.param("file:///etc/passwd", "does not match '^https?://'", id="file-scheme"),
     ],
 )
-def test_non_loopback_webhook_url_is_400_naming_the_rule(
-    http: httpx.Client, admin: httpx.Client, url: str, expected: str
+def test_webhook_to_a_host_off_the_list_is_accepted_and_recorded_blocked(
+    gateway: MockGateway, http: httpx.Client, admin: httpx.Client, url: str, expected: str
 ) -> None:
-    response = submit(http, **{"X-Webhook-URL": url})
-    assert response.status_code == 400
-    message = response.json()["message"]
-    assert message.startswith("X-Webhook-URL: ")
-    assert expected in message
-    assert admin.get("/__mock/health").json()["jobs"] == 0
+    request_id = queued_id(http, {"prompt": "x"}, **{"X-Webhook-URL": url})
+    gateway.advance(15)
+    [delivery] = admin.get("/__mock/webhooks").json()
+    assert delivery["request_id"] == request_id
+    assert delivery["state"] == "blocked"
+    assert delivery["attempts"] == []
+    assert expected in delivery["reason"]
 
 
 def test_allowlisted_webhook_host_is_accepted(http: httpx.Client, admin: httpx.Client) -> None:

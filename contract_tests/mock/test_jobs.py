@@ -19,7 +19,8 @@ import pytest
 
 from contract_tests.spec_helpers import schema_validator
 from mock_gateway.clock import ManualClock
-from mock_gateway.jobs import Job, JobStore, Outcome, iso_time, media_filename, timeline, uuid7
+from mock_gateway.jobs import Job, JobStore, Outcome, iso_time, media_filename, uuid7
+from mock_gateway.scheduler import timeline
 
 T0 = 1_774_951_200.0
 """2026-03-31T10:00:00Z, the instant of the reference's examples and ManualClock's default start."""

@@ -345,4 +345,5 @@ async def test_to_dict_is_json_ready_and_carries_no_api_key(clock: ManualClock) 
         ],
         "state": "pending",
         "next_attempt_at": clock.now() + 1.0,
+        "reason": None,
     }
