@@ -404,7 +404,12 @@ async def run_batch(
 def show_summary(out: Output, summary: BatchSummary, journal: Journal, on_the_wire: list[str]) -> None:
     if out.as_json:
         out.data({**summary.to_dict(), "unanswered_lines": on_the_wire})
-        return
+    else:
+        show_table(summary)
+    show_notes(out, summary, journal, on_the_wire)
+
+
+def show_table(summary: BatchSummary) -> None:
     table = Table(title="batch summary", show_header=False)
     for name in (
         "total",
@@ -419,6 +424,10 @@ def show_summary(out: Output, summary: BatchSummary, journal: Journal, on_the_wi
     ):
         table.add_row(name.replace("_", " "), str(getattr(summary, name)))
     Console(highlight=False).print(table)
+
+
+def show_notes(out: Output, summary: BatchSummary, journal: Journal, on_the_wire: list[str]) -> None:
+    """What is still in flight, and how to resume (on stderr, also with --json)."""
     if summary.pending_lines:
         out.note(
             f"pending (accepted, charged unless they end ERROR): {escape(', '.join(summary.pending_lines))}"
