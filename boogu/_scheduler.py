@@ -31,10 +31,6 @@ class PollScheduler:
         self._changed = asyncio.Event()
         self._target = float("inf")
 
-    @property
-    def waiting(self) -> int:
-        return sum(not future.done() for _, _, future in self._heap)
-
     async def sleep(self, seconds: float) -> None:
         """Return after `seconds`, woken by the shared timer."""
         moment = self._monotonic() + seconds

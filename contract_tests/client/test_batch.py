@@ -3,15 +3,17 @@ run does, and only lines provably not accepted are submitted again."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from boogu.batch import BatchFileError, BatchRunner, Journal, load_items
+from boogu.batch import BatchFileError, BatchRunner, ItemState, Journal, load_items, summarize
 from contract_tests.client.helpers import image_bytes, journal, mock_async_client, wallet
 from mock_gateway.testing import MockGateway
+from mock_gateway.testing import mock_gateway as mock_gateway_for
 
 pytestmark = pytest.mark.mock_gateway(speed=100)
 
@@ -184,3 +186,80 @@ async def test_an_uncertain_line_is_only_resubmitted_when_asked(
         bold = await BatchRunner(client, items, Journal(path), tmp_path, resubmit_uncertain=True).run()
     assert (cautious.uncertain, cautious.completed) == (1, 0)
     assert (bold.uncertain, bold.completed) == (0, 1)
+
+
+async def test_error_lines_are_submitted_again_on_the_next_run_unless_told_not_to(
+    mock_gateway: MockGateway, tmp_path: Path
+) -> None:
+    items = load_items(jsonl(tmp_path / "jobs.jsonl", {"prompt": "a fox"}, {"prompt": "a cat"}))
+    path = tmp_path / "j.jsonl"
+    mock_gateway.backend.configure({"error_rate": 1.0})
+    async with mock_async_client(mock_gateway) as client:
+        broken = await BatchRunner(client, items, Journal(path), tmp_path).run()
+        mock_gateway.backend.configure({"error_rate": 0.0})
+        left = await BatchRunner(client, items, Journal(path), tmp_path, retry_errors=False).run()
+        assert len([e for e in journal(mock_gateway) if e["method"] == "POST"]) == 2
+        fixed = await BatchRunner(client, items, Journal(path), tmp_path).run()
+    assert (broken.errors, broken.charged_images) == (2, 0)  # ERROR jobs are not charged
+    assert left == broken
+    assert (fixed.completed, fixed.errors, fixed.charged_images) == (2, 0, 2)
+    assert fixed.ok
+    assert wallet(mock_gateway)["charged"] == pytest.approx(2 * 0.02)
+
+
+async def test_a_line_fixed_after_a_rejection_runs_without_a_new_journal(
+    mock_gateway: MockGateway, tmp_path: Path
+) -> None:
+    source = jsonl(tmp_path / "jobs.jsonl", {"prompt": "a fox", "id": "fox"})
+    path = tmp_path / "j.jsonl"
+    with mock_gateway.http() as http:
+        http.post("/__mock/keys", json={"key": "test-key", "balance": 0})
+    async with mock_async_client(mock_gateway) as client:
+        refused = await BatchRunner(client, load_items(source), Journal(path), tmp_path).run()
+        with mock_gateway.http() as http:
+            http.post("/__mock/keys", json={"key": "test-key", "balance": 1})
+        jsonl(source, {"prompt": "a red fox", "id": "fox"})  # edited after the 402
+        fixed = await BatchRunner(client, load_items(source), Journal(path), tmp_path).run()
+    assert (refused.rejected, fixed.completed) == (1, 1)
+    jsonl(source, {"prompt": "a blue fox", "id": "fox"})  # edited after its job was accepted
+    with pytest.raises(BatchFileError, match=r"changed since .* recorded its job as downloaded"):
+        Journal(path).load(load_items(source))
+
+
+def test_the_charged_figure_counts_pending_jobs_and_names_them(tmp_path: Path) -> None:
+    items = load_items(
+        jsonl(
+            tmp_path / "jobs.jsonl",
+            {"prompt": "done", "num_images": 2},
+            {"prompt": "running", "num_images": 3},
+            {"prompt": "lost", "num_images": 4},
+            {"prompt": "never sent"},
+        )
+    )
+    states = {item.key: ItemState() for item in items}
+    states["line-1"] = ItemState(phase="downloaded", status={"status": "COMPLETED"})
+    states["line-2"] = ItemState(phase="accepted", request_id="boogu-image_2")
+    states["line-3"] = ItemState(phase="submitting")
+    summary = summarize(items, states, interrupted=True)
+    assert summary.charged_images == 5  # the completed job and the one still running
+    assert (summary.pending, summary.pending_lines) == (1, ["line-2"])
+    assert (summary.uncertain, summary.uncertain_lines) == (1, ["line-3"])
+    assert summary.not_submitted == 1
+
+
+async def test_a_batch_stopped_while_rate_limited_submits_nothing_more(tmp_path: Path) -> None:
+    items = load_items(jsonl(tmp_path / "jobs.jsonl", *({"prompt": f"fox {i}"} for i in range(6))))
+    with mock_gateway_for(speed=100, rate_limit={"rate": 0.5, "burst": 1}) as gateway:
+        async with mock_async_client(gateway) as client:
+            runner = BatchRunner(client, items, Journal(tmp_path / "j.jsonl"), tmp_path, concurrency=6)
+            stop = asyncio.Event()
+            task = asyncio.create_task(runner.run(stop))
+            while "rejected" not in {state.phase for state in runner.states.values()}:
+                await asyncio.sleep(0.01)
+            posts = len([e for e in journal(gateway) if e["method"] == "POST"])
+            stop.set()
+            summary = await asyncio.wait_for(task, timeout=2)
+            await asyncio.sleep(0.3)
+            assert len([e for e in journal(gateway) if e["method"] == "POST"]) == posts
+    assert summary.interrupted and summary.uncertain == 0
+    assert summary.not_submitted + summary.rejected + summary.pending + summary.completed == 6

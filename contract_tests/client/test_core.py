@@ -3,6 +3,7 @@ and the lenient status model. No network, no sleeping."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 from datetime import UTC, datetime
@@ -15,9 +16,10 @@ from boogu import JobStatus, PollPolicy, RetryPolicy, UnknownStatusError, Webhoo
 from boogu._media import check_image, decode_data_uri, extension_for, image_reference, sniff, to_data_uri
 from boogu._polling import PaceModel, Timeline, next_poll_at, poll_times
 from boogu._retry import backoff_delay, decide, parse_retry_after
+from boogu._scheduler import PollScheduler
 from boogu._throttle import RateLimiter
 from boogu.webhooks import parse_webhook
-from contract_tests.client.helpers import START, image_bytes, status_body
+from contract_tests.client.helpers import START, FakeClock, image_bytes, status_body
 from mock_gateway.jobs import iso_time as iso
 
 POLICY = RetryPolicy()
@@ -390,3 +392,26 @@ def test_parse_webhook_reports_an_unknown_status_with_its_payload() -> None:
         parse_webhook(status_body("EXPIRED"))
     assert caught.value.status.raw_status == "EXPIRED"
     assert caught.value.request_id == status_body("EXPIRED")["request_id"]
+
+
+# The poll scheduler --------------------------------------------------------------------------
+
+
+async def test_one_timer_wakes_every_poll_in_due_order_and_coalesces_those_due_together() -> None:
+    clock = FakeClock()
+    scheduler = PollScheduler(lambda: clock.mono, clock.asleep)
+    woken: list[float] = []
+
+    async def poll(delay: float) -> None:
+        await scheduler.sleep(delay)
+        woken.append(delay)
+
+    delays = [float(i % 5) + 0.5 for i in range(500)]  # 500 waits, due at only five moments
+    waits = [asyncio.create_task(poll(delay)) for delay in delays]
+    cancelled = asyncio.create_task(poll(2.5))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(*waits)
+    assert woken == sorted(delays)
+    assert len(clock.sleeps) <= 5  # one sleep per distinct due time, not one per waiter
+    await scheduler.close()
