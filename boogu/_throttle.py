@@ -29,7 +29,8 @@ class LimiterPolicy:
     decrease: float = 0.9
     """After a 429: this share of the calls that succeeded in the last `window` seconds, per second."""
     window: float = 1.0
-    fast_growth: float = 0.5
+    min_span: float = 0.25
+    fast_growth: float = 1.0
     """Growth per second (a share of the rate) until the second 429: the first guess is crude."""
     growth: float = 0.04
     """Growth per second afterwards: about one call per second more at 25 per second."""
@@ -53,6 +54,7 @@ class RateLimiter:
         self._next_slot = 0.0
         self._paused_until = 0.0
         self._successes: deque[float] = deque()
+        self._first_success = math.inf
         self._lock = threading.Lock()
 
     @property
@@ -72,6 +74,8 @@ class RateLimiter:
 
     def succeeded(self, now: float) -> None:
         with self._lock:
+            if not self._successes and self._first_success == math.inf:
+                self._first_success = now
             self._successes.append(now)
             self._forget(now)
 
@@ -83,7 +87,10 @@ class RateLimiter:
                 self._paused_until = max(self._paused_until, now + retry_after)
             if now - self._last_decrease < self.policy.window or not self._successes:
                 return  # the same burst of refusals, or no evidence of what gets through
-            observed = len(self._successes) / self.policy.window
+            # Calls per second that got through: over the last `window`, or since the first success
+            # when that is shorter (at least `min_span`, so that a start-up burst is not a rate).
+            span = min(self.policy.window, max(now - self._first_success, self.policy.min_span))
+            observed = len(self._successes) / span
             current = self._learned if self._learned is not None else math.inf
             self._learned = max(self.policy.min_rate, min(current, observed) * self.policy.decrease)
             self._decreases += 1
@@ -102,7 +109,12 @@ class RateLimiter:
         if self._next_slot <= now:
             return  # callers are not queueing: the rate is not what holds them back
         share = self.policy.fast_growth if self._decreases < 2 else self.policy.growth
-        self._learned *= 1.0 + share * min(elapsed, self.policy.window)
+        grown = self._learned * (1.0 + share * min(elapsed, self.policy.window))
+        # Slots already handed out keep their spacing, so what is sent lags behind the rate: growing
+        # far past what gets through would only make the first 429 a storm of them.
+        self._forget(now)
+        ceiling = 2 * len(self._successes) / self.policy.window
+        self._learned = max(self._learned, min(grown, ceiling))
 
     def _forget(self, now: float) -> None:
         while self._successes and self._successes[0] <= now - self.policy.window:
