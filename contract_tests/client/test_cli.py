@@ -441,10 +441,10 @@ def test_kill_9_during_a_429_wait_leaves_no_false_uncertain_line(
     received = {e["body"]["prompt"] for e in submits if e.get("body")}
     refused_unread = sum(not e.get("body") for e in submits)  # a 429 comes before the body is read
     last: dict[str, str] = {}
-    for event in journal_events(journal_path):
-        last[event["key"]] = event["event"]
-    for key, event in last.items():
-        if event == "submitting":  # only a request the gateway really received may be uncertain
+    for record in journal_events(journal_path):
+        last[record["key"]] = record["event"]
+    for key, phase in last.items():
+        if phase == "submitting":  # only a request the gateway really received may be uncertain
             assert prompts[int(key.removeprefix("line-")) - 1] in received or refused_unread
     monkeypatch.setenv("BOOGU_API_KEY", "test-key")
     monkeypatch.setenv("BOOGU_BASE_URL", throttled_url)
