@@ -37,6 +37,7 @@ class PollScheduler:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._heap, (moment, next(self._order), future))
         if self._runner is None or self._runner.done():
+            self._changed = asyncio.Event()  # on this event loop: a client may outlive one
             self._runner = asyncio.create_task(self._run())
         elif moment < self._target:
             self._changed.set()

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import respx
 from boogu_image_client.models import RequestStatus
 from PIL import Image
 
@@ -484,3 +485,18 @@ def test_an_html_answer_is_not_the_gateway(
         server.shutdown()
     assert code == ExitCode.CONNECTION_ERROR
     assert f"the server at {url} is not the gateway (HTML 200)" in err
+
+
+def test_ctrl_c_during_a_sync_mode_submit_says_the_job_may_exist(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOOGU_API_KEY", "test-key")
+    with respx.mock(base_url="https://gateway.test", assert_all_called=False) as router:
+
+        def interrupted(request: httpx.Request) -> httpx.Response:
+            raise KeyboardInterrupt  # Ctrl-C while the answer (with the images) is awaited
+
+        router.post("/boogu-image/v1/boogu-image-request").mock(side_effect=interrupted)
+        code, _, err = run(capsys, "generate", "a fox", "--sync-mode", "--base-url", "https://gateway.test")
+    assert code == ExitCode.INTERRUPTED
+    assert "interrupted after the submit was sent" in err and "may have accepted (and charged)" in err
