@@ -30,11 +30,9 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from boogu_image_client.models import ImageEditRequest, TextToImageRequest
-
-from mock_gateway.spec import Contract
 
 from ._client import AsyncBoogu
 from ._errors import (
@@ -49,6 +47,9 @@ from ._errors import (
 from ._flows import SubmitRequest, SubmitWatch, job_units, safe_stem
 from ._media import image_reference
 from ._models import JobStatus, Submission
+
+if TYPE_CHECKING:
+    from mock_gateway.spec import Contract
 
 T = TypeVar("T")
 
@@ -131,6 +132,10 @@ URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 @cache
 def _contract() -> Contract:
+    """openapi.yaml's compiled request schemas, as the mock gateway checks them: loaded on the first
+    batch, so that the other commands do not pay for compiling the contract."""
+    from mock_gateway.spec import Contract
+
     return Contract()
 
 
