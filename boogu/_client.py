@@ -7,6 +7,7 @@ only runs the engine's effects (an API call through the generated client, a slee
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import threading
 import time
@@ -15,7 +16,7 @@ from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypedDict, TypeVar, Unpack, cast
+from typing import Any, NoReturn, Self, TypedDict, TypeVar, Unpack, cast
 
 import httpx
 from boogu_image_client import AuthenticatedClient
@@ -228,6 +229,13 @@ class _ClientBase:
         )
 
 
+def _refuse_awaitable(value: Awaitable[object]) -> NoReturn:
+    """The blocking client cannot run an async callback: say so (and close the coroutine unawaited)."""
+    if asyncio.iscoroutine(value):
+        value.close()
+    raise ConfigurationError("Boogu cannot await an async callback (on_update, ...); use AsyncBoogu")
+
+
 class Boogu(_ClientBase):
     """The Boogu Image API, blocking.
 
@@ -339,9 +347,7 @@ class Boogu(_ClientBase):
             self._sleep(effect.seconds)
             return None
         if isinstance(effect, Await):
-            if asyncio.iscoroutine(effect.awaitable):
-                effect.awaitable.close()
-            raise ConfigurationError("Boogu cannot await an async on_update callback; use AsyncBoogu")
+            _refuse_awaitable(effect.awaitable)
         with self._connections:
             if isinstance(effect, ApiCall):
                 return self._call(effect)
@@ -349,8 +355,8 @@ class Boogu(_ClientBase):
 
     def _call(self, call: ApiCall) -> Exchange:
         with call_scope(call.timeout) as scope:
-            if call.on_send is not None:
-                call.on_send()
+            if call.on_send is not None and inspect.isawaitable(sent := call.on_send()):
+                _refuse_awaitable(sent)
             try:
                 return Exchange.of(call.sync(client=self.api, **call.kwargs))
             except GENERATED_PARSE_ERRORS:
@@ -478,8 +484,8 @@ class AsyncBoogu(_ClientBase):
 
     async def _call(self, call: ApiCall) -> Exchange:
         with call_scope(call.timeout) as scope:
-            if call.on_send is not None:
-                call.on_send()
+            if call.on_send is not None and inspect.isawaitable(sent := call.on_send()):
+                await sent
             try:
                 return Exchange.of(await call.asyncio(client=self.api, **call.kwargs))
             except GENERATED_PARSE_ERRORS:

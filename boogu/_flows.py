@@ -212,7 +212,8 @@ class SubmitWatch:
     """What a caller that journals submits (a batch) needs to know, at the moment it happens."""
 
     sending: Callable[[], object]
-    """The request is being handed to the transport: from now on the job may exist."""
+    """The request is being handed to the transport: from now on the job may exist. `AsyncBoogu`
+    awaits what it returns, if awaitable, before the request leaves."""
     refused: Callable[[str], object]
     """The attempt provably made no job (a 429, or a request that never left): before any retry wait."""
 

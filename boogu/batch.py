@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import cache
@@ -200,6 +200,9 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._file: IO[str] | None = None
+        self._written = 0
+        self._synced = 0
+        self._syncing: asyncio.Future[None] | None = None
 
     def load(self, items: list[BatchItem]) -> dict[str, ItemState]:
         """Lock the journal and fold its records into the state of each line."""
@@ -263,11 +266,36 @@ class Journal:
             **details,
         }
         self._file.write(json.dumps(entry) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._file.flush()  # in the operating system's hands: it survives the process being killed
+        self._written += 1
+
+    async def synced(self) -> None:
+        """Return once every record written so far is on disk (survives a power loss too).
+
+        One fsync, in a thread, serves every record written before it starts, so a batch of 256 jobs
+        does not queue 256 fsyncs on its event loop (they were a fifth of its time).
+        """
+        target = self._written
+        while self._synced < target:
+            if self._syncing is None or self._syncing.done():
+                self._syncing = asyncio.ensure_future(self._sync())
+            await asyncio.shield(self._syncing)
+
+    async def _sync(self) -> None:
+        upto = self._written
+        assert self._file is not None
+        await asyncio.to_thread(os.fsync, self._file.fileno())
+        self._synced = max(self._synced, upto)
+
+    async def aclose(self) -> None:
+        """Sync what is left and close (the fsync of a sync in flight must not meet a closed file)."""
+        if self._syncing is not None:
+            await asyncio.wait([self._syncing])
+        self.close()
 
     def close(self) -> None:
         if self._file is not None:
+            os.fsync(self._file.fileno())
             self._file.close()  # releases the lock
             self._file = None
 
@@ -426,7 +454,7 @@ class BatchRunner:
                 await everything
             if self._submits:
                 await asyncio.wait(list(self._submits.values()), timeout=STOP_GRACE)
-            self.journal.close()
+            await self.journal.aclose()
         return summarize(self.items, self.states, interrupted=interrupted)
 
     async def _process(self, item: BatchItem, slots: asyncio.Semaphore) -> None:
@@ -480,9 +508,10 @@ class BatchRunner:
             await asyncio.sleep(retry_after)
 
     def _watch(self, item: BatchItem, state: ItemState) -> SubmitWatch:
-        def sending() -> None:
+        def sending() -> Awaitable[None]:
             self._on_wire.add(item.key)
             self._advance(item, state, "submitting")
+            return self.journal.synced()  # on disk before the request leaves
 
         def refused(reason: str) -> None:
             self._on_wire.discard(item.key)
