@@ -42,7 +42,7 @@ from ._errors import (
 from ._http import NotGiven, TimeoutArg, as_timeout, capped
 from ._media import SNIFF_BYTES, check_image, decode_data_uri, extension_for
 from ._models import JobStatus, Result, Submission
-from ._polling import DEFAULT_UNITS, PaceModel, PollPolicy, Timeline
+from ._polling import DEFAULT_UNITS, Latency, PaceModel, PollPolicy, Timeline
 from ._retry import RetryPolicy, backoff_delay, decide, describe, parse_retry_after, request_was_sent
 from ._throttle import RateLimiter
 
@@ -258,6 +258,7 @@ class Engine:
         self.poll = poll
         self.limiter = limiter
         self.base_url = base_url
+        self.latency = Latency()
         self.runtime = runtime
         self.on_retry = on_retry
         self.pace = pace
@@ -289,13 +290,16 @@ class Engine:
             pause = self.limiter.reserve(clock.monotonic())
             if pause > 0:
                 yield Sleep(pause)
-            left = None if deadline is None else deadline - clock.monotonic()
+            sent_at = clock.monotonic()
+            left = None if deadline is None else deadline - sent_at
             exchange: Exchange | None = None
             error: httpx.RequestError | None = None
             try:
                 exchange = yield replace(call, timeout=capped(call.timeout, left))
             except httpx.RequestError as exc:
                 error = exc
+            if idempotent:  # a status call; a sync-mode submit waits for the images
+                self.latency.observe(clock.monotonic() - sent_at)
             if tally is not None:
                 tally.calls += 1
             retry_after = None
@@ -484,7 +488,7 @@ class Engine:
         not_before = 0.0
         while status is None or not status.finished:
             now = clock.wall()
-            due = timeline.next_look(expected, self.poll, window)
+            due = timeline.next_look(expected, self.poll, window, self.latency.seconds)
             delay = max(0.0 if due is None else due - now, not_before - now, 0.0)
             if deadline is not None and limit is not None:
                 left = deadline - clock.monotonic()

@@ -58,13 +58,17 @@ class PollPolicy:
             raise ValueError("late_growth must be >= 0 and queued_share > 0")
 
 
-def next_poll_at(elapsed: float, expected: float, policy: PollPolicy, window: float | None = None) -> float:
+def next_poll_at(
+    elapsed: float, expected: float, policy: PollPolicy, window: float | None = None, floor: float = 0.0
+) -> float:
     """When to poll next, in seconds since the job began processing, given the last poll at `elapsed`.
 
     - early: the gap doubles from `first_poll` (few calls while the job cannot be done, but a job far
       faster than expected is still caught early);
-    - around `expected`: every `dense_interval`;
+    - around `expected`: 12 polls across the window (`dense_calls`), at most `dense_interval` apart;
     - later: an interval that grows with the time overdue, up to `max_interval`.
+
+    No gap is shorter than `floor`: the time a status call takes now (see `Latency`).
     """
     expected = max(expected, policy.min_interval)
     share = policy.window if window is None else window
@@ -74,10 +78,12 @@ def next_poll_at(elapsed: float, expected: float, policy: PollPolicy, window: fl
     elapsed = max(elapsed, 0.0)
     if elapsed < start:
         first = min(policy.first_poll, expected / 4)
-        return min(max(2 * elapsed, first), start)
-    if elapsed < end:
-        return elapsed + dense
-    return elapsed + min(max(dense, dense + policy.late_growth * (elapsed - end)), policy.max_interval)
+        at = min(max(2 * elapsed, first), start)
+    elif elapsed < end:
+        at = elapsed + dense
+    else:
+        at = elapsed + min(max(dense, dense + policy.late_growth * (elapsed - end)), policy.max_interval)
+    return max(at, elapsed + floor)
 
 
 def next_queued_poll(queued_for: float, expected: float, policy: PollPolicy) -> float:
@@ -109,14 +115,34 @@ class Timeline:
             self.started_at = moment
             self.started = min(max(moment.timestamp(), self.begun), now) if moment else now
 
-    def next_look(self, expected: float, policy: PollPolicy, window: float | None = None) -> float | None:
+    def next_look(
+        self, expected: float, policy: PollPolicy, window: float | None = None, floor: float = 0.0
+    ) -> float | None:
         """The wall-clock time of the next poll; None to look at once (nothing seen yet)."""
         if self.begun is None or self.last_look is None:
             return None
         if self.queued:
-            return self.last_look + next_queued_poll(self.last_look - self.begun, expected, policy)
+            gap = next_queued_poll(self.last_look - self.begun, expected, policy)
+            return self.last_look + max(gap, floor)
         origin = self.started if self.started is not None else self.begun
-        return origin + next_poll_at(self.last_look - origin, expected, policy, window)
+        return origin + next_poll_at(self.last_look - origin, expected, policy, window, floor)
+
+
+class Latency:
+    """A moving average of how long the client's API calls take, queueing for a connection included.
+
+    Polling a job again sooner than a status call takes asks a busy gateway twice for one answer: at
+    scale (hundreds of waits on one client) the schedule's shortest gaps widen to this, so the polls
+    of all the waits together never ask for more than the gateway and the pool deliver.
+    """
+
+    def __init__(self, weight: float = 0.2) -> None:
+        self._weight = weight
+        self.seconds = 0.0
+
+    def observe(self, seconds: float) -> None:
+        if seconds >= 0:
+            self.seconds += self._weight * (seconds - self.seconds)
 
 
 def poll_times(expected: float, until: float, policy: PollPolicy) -> list[float]:

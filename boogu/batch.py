@@ -1,19 +1,20 @@
 """Resumable batches: many jobs from a JSONL file, a bounded number in flight, each step journaled.
 
-The journal is an append-only JSONL file, synced to disk record by record, and it is the truth:
+The journal is an append-only JSONL file, each record flushed before the next step, and it is the truth:
 
     submitting → accepted → finished → downloaded        (or: rejected, invalid, uncertain)
 
 A batch run again with the same journal picks each line up where it stood: an accepted job is
-waited for, never submitted again; a finished one is downloaded; a rejected one (provably not
-accepted: a 401, 402, 403 or 429 answer, or no connection) is submitted again, an invalid one (a 400:
-the line itself is wrong) is not. One case cannot be decided: a
-submit whose answer never arrived (a timeout, a broken connection, a 5xx, or a process killed with
-SIGKILL between sending it and journaling the answer) may have created a job that the gateway offers
-no way to look up. Such a line is `uncertain` and is only submitted again with `resubmit_uncertain`,
-since that may make a second, charged job. SIGINT and SIGTERM stop a batch gracefully: submits on the
-wire are answered and journaled first, so they never leave a line uncertain. The journal is locked
-while a batch runs, so that two runs of one batch cannot submit its lines twice.
+waited for, never submitted again; a finished one is downloaded, or submitted again if it ended
+ERROR (not charged); a rejected one (provably not accepted: a 401, 402, 403 or 429 answer, or no
+connection) is submitted again, an invalid one (a 400: the line itself is wrong) is not. One case
+cannot be decided: a submit whose answer never arrived (a timeout, a broken connection, a 5xx, or a
+process killed between handing the request to the transport and journaling the answer) may have
+created a job that the gateway offers no way to look up. Such a line is `uncertain` and is only
+submitted again with `resubmit_uncertain`, since that may make a second, charged job. A stopped
+batch drops the submits still waiting for the rate limit, and gives those on the wire a moment to be
+answered and journaled. The journal is locked while a batch runs, so that two runs of one batch
+cannot submit its lines twice.
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ class ItemState:
 
 
 class Journal:
-    """The append-only record of a batch; each record is flushed and fsynced before the next step.
+    """The append-only record of a batch; each record is flushed before the next step (fsynced in groups).
 
     Records name a line by its key (`id` or `line-N`) and the fingerprint of its content: an edited
     line is a new line, so a line fixed after a rejection runs without a new journal. Editing a line

@@ -232,6 +232,17 @@ def test_any_job_size_is_noticed_quickly_and_cheaply(expected: float, lag: float
     assert len([t for t in polls if t <= noticed]) <= 20
 
 
+def test_no_poll_comes_sooner_than_a_status_call_takes() -> None:
+    policy = PollPolicy()
+    for elapsed in (0.0, 0.1, 0.12, 0.15, 0.3, 2.0):
+        assert next_poll_at(elapsed, 0.15, policy, floor=0.4) >= elapsed + 0.4
+    assert next_poll_at(14.0, 15.0, policy, floor=0.01) == next_poll_at(14.0, 15.0, policy)
+    latency = Latency()
+    for _ in range(20):
+        latency.observe(0.3)
+    assert latency.seconds == pytest.approx(0.3, rel=0.02)
+
+
 def status_at(status: str, *, created: float, updated: float) -> JobStatus:
     return JobStatus.parse(status_body(status, at=created, updated_at=iso(updated)))
 
