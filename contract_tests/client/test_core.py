@@ -14,7 +14,7 @@ import pytest
 
 from boogu import JobStatus, PollPolicy, RetryPolicy, UnknownStatusError, WebhookError
 from boogu._media import check_image, decode_data_uri, extension_for, image_reference, sniff, to_data_uri
-from boogu._polling import PaceModel, Timeline, next_poll_at, poll_times
+from boogu._polling import Latency, PaceModel, Timeline, next_poll_at, poll_times
 from boogu._retry import backoff_delay, decide, parse_retry_after
 from boogu._scheduler import PollScheduler
 from boogu._throttle import RateLimiter
