@@ -123,6 +123,12 @@ DEFAULT_CONNECTIONS = 100
 than 20 calls at once does not open and close a connection per call."""
 
 
+KEEPALIVE_EXPIRY = 2.0
+"""Seconds an idle connection is kept (httpx: 5): well under the 5 s after which uvicorn, the mock's
+server and a common one, closes it. Reusing a connection that the server is closing fails the
+request with a ReadError after it was sent: for a submit, an uncertain job that cannot be retried."""
+
+
 def pool_size(max_connections: int | None, httpx_args: Mapping[str, Any] | None) -> int:
     """Connections (and so API calls in flight) of a client: `max_connections`, else the `limits`
     passed in `httpx_args`, else 100."""
@@ -151,7 +157,12 @@ def client_args(
     args = dict(httpx_args or {})
     extra_hooks = dict(args.pop("event_hooks", None) or {})
     args.setdefault(
-        "limits", httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        "limits",
+        httpx.Limits(
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        ),
     )
     return {
         **args,

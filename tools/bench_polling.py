@@ -105,6 +105,8 @@ class BatchRun:
     completed: int
     seconds: float
     calls: CallCounter
+    problems: list[str]
+    """What kept lines from completing (the first few)."""
 
     @property
     def jobs_per_second(self) -> float:
@@ -131,7 +133,12 @@ async def run_batch(
                 started = time.monotonic()
                 summary = await runner.run()
                 seconds = time.monotonic() - started
-    return BatchRun(lines, summary.completed, seconds, calls)
+    problems = [
+        f"{key}: {state.phase}: {state.detail}"
+        for key, state in runner.states.items()
+        if state.phase != "downloaded"
+    ]
+    return BatchRun(lines, summary.completed, seconds, calls, problems[:3])
 
 
 @contextlib.contextmanager
@@ -228,6 +235,9 @@ def scale(console: Console, lines: int, profile: bool) -> None:
             f"{run.jobs_per_second / base:.2f}x",
         )
     console.print(table)
+    for concurrency, run in runs.items():
+        for problem in run.problems:
+            console.print(f"  not completed at concurrency {concurrency}: {problem}", markup=False)
     console.print(f"goal: jobs/s at 256 >= 0.9 x at 64: {verdict(runs[256].jobs_per_second >= 0.9 * base)}")
     median = statistics.median(lags)
     console.print(
