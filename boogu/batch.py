@@ -426,11 +426,8 @@ class BatchRunner:
         self.states = journal.load(items)
         self._submits: dict[str, asyncio.Task[Any]] = {}
         self._on_wire: set[str] = set()
-
-    @property
-    def on_the_wire(self) -> list[str]:
-        """Lines whose submit is at the gateway without an answer yet."""
-        return sorted(self._on_wire)
+        self.unanswered: list[str] = []
+        """Lines whose submit was still on the wire, unanswered, when the run was stopped."""
 
     async def run(self, stop: asyncio.Event | None = None) -> BatchSummary:
         """Process every line; when `stop` is set, submit nothing more (submits waiting for the rate
@@ -455,6 +452,10 @@ class BatchRunner:
                 await everything
             if self._submits:
                 await asyncio.wait(list(self._submits.values()), timeout=STOP_GRACE)
+            self.unanswered = sorted(self._on_wire)
+            for task in list(self._submits.values()):
+                task.cancel()  # still unanswered: the line stays `submitting`, so uncertain
+            await asyncio.gather(*self._submits.values(), return_exceptions=True)
             await self.journal.aclose()
         return summarize(self.items, self.states, interrupted=interrupted)
 

@@ -395,7 +395,7 @@ async def run_batch(
             )
             with progress:
                 summary = await runner.run(stop)
-            return summary, runner.on_the_wire
+            return summary, runner.unanswered
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
