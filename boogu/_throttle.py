@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class LimiterPolicy:
-    decrease: float = 0.9
+    decrease: float = 0.95
     """After a 429: this share of the calls that succeeded in the last `window` seconds, per second."""
     window: float = 1.0
     min_span: float = 0.25

@@ -217,7 +217,7 @@ def verdict(met: bool) -> str:
 
 
 def scale(console: Console, lines: int, profile: bool) -> None:
-    with gateway_process("--speed", str(FAST)) as base_url:
+    with gateway_process("--speed", str(FAST), "--balance", "1000000") as base_url:
         runs = {
             c: asyncio.run(run_batch(base_url, lines, c, profile=profile and c == 256)) for c in CONCURRENCIES
         }
