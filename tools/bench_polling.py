@@ -223,7 +223,7 @@ def scale(console: Console, lines: int, profile: bool) -> None:
         }
         lags = asyncio.run(lag_at_scale(base_url, LAG_JOBS))
     table = Table(title=f"Throughput: a {lines}-line batch (0.15 s jobs, downloads included)")
-    for column in ("concurrency", "completed", "seconds", "jobs/s", "vs 64"):
+    for column in ("concurrency", "completed", "seconds", "API calls/job", "jobs/s", "vs 64"):
         table.add_column(column, justify="right")
     base = runs[64].jobs_per_second
     for concurrency, run in runs.items():
@@ -231,6 +231,7 @@ def scale(console: Console, lines: int, profile: bool) -> None:
             str(concurrency),
             f"{run.completed}/{run.lines}",
             f"{run.seconds:.1f}",
+            f"{sum(run.calls.codes.values()) / run.lines:.1f}",
             f"{run.jobs_per_second:.0f}",
             f"{run.jobs_per_second / base:.2f}x",
         )
