@@ -47,6 +47,7 @@ from rich.console import Console
 from rich.table import Table
 
 from boogu import AsyncBoogu
+from boogu._http import DEFAULT_CONNECTIONS
 from boogu.batch import BatchRunner, Journal, load_items
 from mock_gateway.testing import KEY_HEADER, gateway_process
 
@@ -122,7 +123,7 @@ async def run_batch(
         async with AsyncBoogu(
             API_KEY,
             base_url=base_url,
-            max_connections=concurrency,
+            max_connections=min(concurrency, DEFAULT_CONNECTIONS),  # as `boogu batch` does
             max_requests_per_second=max_rps,
             httpx_args=calls.args(),
         ) as client:
@@ -155,7 +156,7 @@ def profiled(enabled: bool) -> Iterator[None]:
 
 
 async def lag_at_scale(base_url: str, jobs: int) -> list[float]:
-    async with AsyncBoogu(API_KEY, base_url=base_url, max_connections=100) as client:
+    async with AsyncBoogu(API_KEY, base_url=base_url) as client:
         await client.generate("warm-up: the client learns the pace")
 
         async def one(index: int) -> float:
