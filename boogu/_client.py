@@ -97,9 +97,9 @@ class ClientOptions(TypedDict, total=False):
     max_requests_per_second: float | None
     """A cap on API calls per second; under it, the client learns the gateway's limit from its 429s."""
     max_connections: int
-    """Connections kept open at once (default 64), and API calls in flight at once; more calls wait
-    for a free connection in order, not in the pool's queue. More than 64 rarely helps (see
-    `_http.DEFAULT_CONNECTIONS`)."""
+    """Connections kept open at once (default 100), and API calls in flight at once; more calls wait
+    for a free connection in order, not in the pool's queue. More rarely helps (see
+    `_http.BATCH_CONNECTIONS`)."""
     on_retry: RetryCallback
     """Called before every retry with why and how long (each retry is also logged on `boogu`)."""
     httpx_args: Mapping[str, Any]

@@ -50,7 +50,7 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._flows import RetryEvent, SubmitRequest, SubmitWatch
-from ._http import DEFAULT_CONNECTIONS
+from ._http import BATCH_CONNECTIONS
 from ._media import image_reference
 from ._models import JobStatus, Result, Submission
 from .batch import BatchFileError, BatchItem, BatchRunner, BatchSummary, ItemState, Journal, load_items
@@ -340,9 +340,7 @@ async def run_batch(
 ) -> tuple[BatchSummary, list[str]]:
     """The batch's summary, and the lines whose submit was still unanswered when it stopped."""
     options = client_options(args, out)
-    # A job makes one call at a time, and spends most of its time between calls: up to 64 jobs get a
-    # connection each, more share 64 (more connections only slow the pool and the gateway down).
-    options["max_connections"] = min(args.concurrency, DEFAULT_CONNECTIONS)
+    options["max_connections"] = min(args.concurrency, BATCH_CONNECTIONS)
     if args.max_rps is not None:
         options["max_requests_per_second"] = args.max_rps
     stop = asyncio.Event()

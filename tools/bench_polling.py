@@ -47,7 +47,7 @@ from rich.console import Console
 from rich.table import Table
 
 from boogu import AsyncBoogu
-from boogu._http import DEFAULT_CONNECTIONS
+from boogu._http import BATCH_CONNECTIONS
 from boogu.batch import BatchRunner, Journal, load_items
 from mock_gateway.testing import KEY_HEADER, gateway_process
 
@@ -123,7 +123,7 @@ async def run_batch(
         async with AsyncBoogu(
             API_KEY,
             base_url=base_url,
-            max_connections=min(concurrency, DEFAULT_CONNECTIONS),  # as `boogu batch` does
+            max_connections=min(concurrency, BATCH_CONNECTIONS),  # as `boogu batch` does
             max_requests_per_second=max_rps,
             httpx_args=calls.args(),
         ) as client:

@@ -540,7 +540,7 @@ def test_the_pool_is_sized_to_the_client_and_keeps_every_connection_alive(clock:
             assert client._slots == size
     with make_client(clock) as client:
         default: Any = client._http._transport
-        assert default._pool._max_keepalive_connections == 64
+        assert default._pool._max_keepalive_connections == 100
     limits = httpx.Limits(max_connections=7, max_keepalive_connections=3)
     with make_client(clock, httpx_args={"limits": limits}) as client:
         assert client._slots == 7  # what the caller chose wins
