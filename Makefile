@@ -91,7 +91,7 @@ fuzz: setup ## hypothesis against the mock's admin API and API edges with 1,500 
 bench: setup ## requests per second: mock vs bare Starlette vs Prism; then in-process mock vs respx stub
 	$(PY) tools/bench_mock.py
 
-bench-client: setup ## how fast `boogu wait` notices a finished job, vs fixed 5/10 s polling (~25 s)
+bench-client: setup ## the client: polling lag (idle, busy fleet), throughput, 500 async waits, rate limits (~5 min)
 	$(PY) tools/bench_polling.py
 
 bench-proxy: setup ## what the validating proxy adds per call, against direct calls to the same mock

@@ -7,14 +7,16 @@ only runs the engine's effects (an API call through the generated client, a slee
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypedDict, TypeVar, Unpack, cast
+from typing import Any, NoReturn, Self, TypedDict, TypeVar, Unpack, cast
 
 import httpx
 from boogu_image_client import AuthenticatedClient
@@ -24,6 +26,7 @@ from ._errors import ConfigurationError
 from ._flows import (
     GENERATED_PARSE_ERRORS,
     ApiCall,
+    Await,
     Done,
     Effect,
     Engine,
@@ -37,6 +40,7 @@ from ._flows import (
     Sleep,
     StatusCallback,
     SubmitRequest,
+    SubmitWatch,
     refused,
     step,
 )
@@ -51,12 +55,14 @@ from ._http import (
     as_timeout,
     call_scope,
     client_args,
+    pool_size,
 )
 from ._media import image_reference
 from ._models import ImageEditParams, JobStatus, Result, Submission, TextToImageParams
 from ._polling import SECONDS_PER_UNIT, PaceModel, PollPolicy
-from ._retry import RetryPolicy
-from ._throttle import Throttle
+from ._retry import RetryPolicy, retry_after_delay
+from ._scheduler import PollScheduler
+from ._throttle import RateLimiter
 
 API_KEY_ENV = "BOOGU_API_KEY"
 BASE_URL_ENV = "BOOGU_BASE_URL"
@@ -89,7 +95,11 @@ class ClientOptions(TypedDict, total=False):
     """The gateway's pace per inference step and image (0.5 s), where the client's learning starts;
     lower it for a sped-up mock (`--speed 100`: 0.005)."""
     max_requests_per_second: float | None
-    """Space API calls out to stay under a known rate limit (429s are always honoured anyway)."""
+    """A cap on API calls per second; under it, the client learns the gateway's limit from its 429s."""
+    max_connections: int
+    """Connections kept open at once (default 100), and API calls in flight at once; more calls wait
+    for a free connection in order, not in the pool's queue. More rarely helps (see
+    `_http.BATCH_CONNECTIONS`)."""
     on_retry: RetryCallback
     """Called before every retry with why and how long (each retry is also logged on `boogu`)."""
     httpx_args: Mapping[str, Any]
@@ -104,7 +114,7 @@ class WaitOptions(TypedDict, total=False):
     request_timeout: float | httpx.Timeout | None
     """Overrides the client's timeout for each HTTP call."""
     on_update: StatusCallback
-    """Called with every status polled."""
+    """Called with every status polled; `AsyncBoogu` awaits it if it is a coroutine function."""
     expected_seconds: float
     """How long the job should take, if you know better than the client's estimate."""
 
@@ -153,11 +163,13 @@ class _ClientBase:
             wait_timeout=options.get("wait_timeout", DEFAULT_WAIT_TIMEOUT),
             retry=retry,
             poll=options.get("poll") or PollPolicy(),
-            throttle=Throttle(options.get("max_requests_per_second")),
+            limiter=RateLimiter(options.get("max_requests_per_second")),
             runtime=options.get("runtime") or Runtime(),
             on_retry=options.get("on_retry"),
             pace=PaceModel(options.get("seconds_per_unit", SECONDS_PER_UNIT)),
+            base_url=base_url,
         )
+        self._slots = pool_size(options.get("max_connections"), options.get("httpx_args"))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -172,7 +184,14 @@ class _ClientBase:
             user_agent=f"boogu-python/{__version__} httpx/{httpx.__version__}",
             hooks=hooks,
             httpx_args=options.get("httpx_args"),
+            connections=self._slots,
         )
+
+    def rate_limit_delay(self, retry_after: float | None) -> float:
+        """How long to wait after a `RateLimitError` before trying again: its `retry_after` (else 1 s),
+        lengthened by a random share, so that calls refused together come back apart."""
+        engine = self._engine
+        return retry_after_delay(retry_after or 1.0, engine.retry, engine.runtime.random())
 
     def _generated(self) -> AuthenticatedClient:
         """The generated client, for calls this layer does not wrap; it shares our httpx client."""
@@ -211,6 +230,13 @@ class _ClientBase:
         )
 
 
+def _refuse_awaitable(value: Awaitable[object]) -> NoReturn:
+    """The blocking client cannot run an async callback: say so (and close the coroutine unawaited)."""
+    if asyncio.iscoroutine(value):
+        value.close()
+    raise ConfigurationError("Boogu cannot await an async callback (on_update, ...); use AsyncBoogu")
+
+
 class Boogu(_ClientBase):
     """The Boogu Image API, blocking.
 
@@ -232,6 +258,7 @@ class Boogu(_ClientBase):
         super().__init__(api_key, options)
         self._sleep = sleep
         self._http = httpx.Client(**self._http_args(options, SYNC_HOOKS))
+        self._connections = threading.BoundedSemaphore(self._slots)
         self.api = self._generated().set_httpx_client(self._http)
 
     def generate(self, prompt: str, **args: Unpack[GenerateArgs]) -> Result:
@@ -253,11 +280,19 @@ class Boogu(_ClientBase):
         webhook_url: str | None = None,
         timeout: TimeoutArg = NOT_GIVEN,
         expected_seconds: float | None = None,
+        watch: SubmitWatch | None = None,
     ) -> Submission:
-        """Queue a job without waiting. Retried only when the gateway provably did not accept it."""
+        """Queue a job without waiting. Retried only when the gateway provably did not accept it.
+
+        `watch` is told when the request is handed to the transport and when an attempt is refused.
+        """
         return self._run(
             self._engine.submit(
-                request, webhook_url=webhook_url, timeout=timeout, expected_seconds=expected_seconds
+                request,
+                webhook_url=webhook_url,
+                timeout=timeout,
+                expected_seconds=expected_seconds,
+                watch=watch,
             )
         )
 
@@ -312,12 +347,17 @@ class Boogu(_ClientBase):
         if isinstance(effect, Sleep):
             self._sleep(effect.seconds)
             return None
-        if isinstance(effect, ApiCall):
-            return self._call(effect)
-        return self._fetch(effect)
+        if isinstance(effect, Await):
+            _refuse_awaitable(effect.awaitable)
+        with self._connections:
+            if isinstance(effect, ApiCall):
+                return self._call(effect)
+            return self._fetch(effect)
 
     def _call(self, call: ApiCall) -> Exchange:
         with call_scope(call.timeout) as scope:
+            if call.on_send is not None and inspect.isawaitable(sent := call.on_send()):
+                _refuse_awaitable(sent)
             try:
                 return Exchange.of(call.sync(client=self.api, **call.kwargs))
             except GENERATED_PARSE_ERRORS:
@@ -354,6 +394,8 @@ class AsyncBoogu(_ClientBase):
         super().__init__(api_key, options)
         self._sleep = sleep
         self._http = httpx.AsyncClient(**self._http_args(options, ASYNC_HOOKS))
+        self._connections = asyncio.Semaphore(self._slots)
+        self._polls = PollScheduler(self._engine.runtime.monotonic, sleep)
         self.api = self._generated().set_async_httpx_client(self._http)
 
     async def generate(self, prompt: str, **args: Unpack[GenerateArgs]) -> Result:
@@ -373,11 +415,16 @@ class AsyncBoogu(_ClientBase):
         webhook_url: str | None = None,
         timeout: TimeoutArg = NOT_GIVEN,
         expected_seconds: float | None = None,
+        watch: SubmitWatch | None = None,
     ) -> Submission:
         """See `Boogu.submit`."""
         return await self._run(
             self._engine.submit(
-                request, webhook_url=webhook_url, timeout=timeout, expected_seconds=expected_seconds
+                request,
+                webhook_url=webhook_url,
+                timeout=timeout,
+                expected_seconds=expected_seconds,
+                watch=watch,
             )
         )
 
@@ -401,6 +448,7 @@ class AsyncBoogu(_ClientBase):
         return await self._run(self._engine.download(result, folder, stem=stem, timeout=timeout))
 
     async def aclose(self) -> None:
+        await self._polls.close()
         await self._http.aclose()
 
     async def __aenter__(self) -> Self:
@@ -426,14 +474,19 @@ class AsyncBoogu(_ClientBase):
 
     async def _perform(self, effect: Effect) -> Any:
         if isinstance(effect, Sleep):
-            await self._sleep(effect.seconds)
+            await (self._polls.sleep if effect.poll else self._sleep)(effect.seconds)
             return None
-        if isinstance(effect, ApiCall):
-            return await self._call(effect)
-        return await self._fetch(effect)
+        if isinstance(effect, Await):
+            return await effect.awaitable
+        async with self._connections:
+            if isinstance(effect, ApiCall):
+                return await self._call(effect)
+            return await self._fetch(effect)
 
     async def _call(self, call: ApiCall) -> Exchange:
         with call_scope(call.timeout) as scope:
+            if call.on_send is not None and inspect.isawaitable(sent := call.on_send()):
+                await sent
             try:
                 return Exchange.of(await call.asyncio(client=self.api, **call.kwargs))
             except GENERATED_PARSE_ERRORS:

@@ -49,6 +49,14 @@ class APITimeoutError(APIConnectionError):
     """The call took longer than its timeout."""
 
 
+class NotTheGatewayError(APIConnectionError):
+    """Something answered, but not the gateway: an HTML page or other non-JSON body (a wrong base URL,
+    a captive portal). For a submit, the request did leave, so it counts as possibly accepted."""
+
+    def __init__(self, message: str, *, operation: str) -> None:
+        super().__init__(message, operation=operation, request_sent=True)
+
+
 class APIResponseValidationError(APIError):
     """A success answer whose body is not what the contract promises."""
 

@@ -8,6 +8,7 @@ retries, rate limiting, polling, deadlines, errors and results live here, once.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
     DownloadError,
+    NotTheGatewayError,
     RateLimitError,
     WaitTimeoutError,
     connection_error,
@@ -40,9 +42,9 @@ from ._errors import (
 from ._http import NotGiven, TimeoutArg, as_timeout, capped
 from ._media import SNIFF_BYTES, check_image, decode_data_uri, extension_for
 from ._models import JobStatus, Result, Submission
-from ._polling import DEFAULT_UNITS, PaceModel, PollPolicy, next_poll_at
-from ._retry import RetryPolicy, backoff_delay, decide, parse_retry_after, request_was_sent
-from ._throttle import Throttle
+from ._polling import DEFAULT_UNITS, Latency, PaceModel, PollPolicy, Timeline
+from ._retry import RetryPolicy, backoff_delay, decide, describe, parse_retry_after, request_was_sent
+from ._throttle import RateLimiter
 
 logger = logging.getLogger("boogu")
 T = TypeVar("T")
@@ -58,18 +60,32 @@ SYNC_MODE_SLACK = 10.0
 
 @dataclass(frozen=True)
 class ApiCall:
-    """Call a generated `*_detailed` function (sync or asyncio flavour) with this timeout."""
+    """Call a generated `*_detailed` function (sync or asyncio flavour) with this timeout.
+
+    `on_send` is called at the last moment before the request is handed to the transport (after
+    every wait for the rate limit or a free connection): from then on, the gateway may have it.
+    """
 
     operation: str
     sync: Callable[..., Response[Any]]
     asyncio: Callable[..., Awaitable[Response[Any]]]
     kwargs: Mapping[str, Any]
     timeout: httpx.Timeout
+    on_send: Callable[[], object] | None = None
 
 
 @dataclass(frozen=True)
 class Sleep:
     seconds: float
+    poll: bool = False
+    """A wait for a job's next status: the async client times all of them with one scheduler."""
+
+
+@dataclass(frozen=True)
+class Await:
+    """An awaitable returned by a callback (an async `on_update`): only the async client can run it."""
+
+    awaitable: Awaitable[object]
 
 
 @dataclass(frozen=True)
@@ -81,7 +97,7 @@ class Fetch:
     timeout: httpx.Timeout
 
 
-Effect = ApiCall | Sleep | Fetch
+Effect = ApiCall | Sleep | Fetch | Await
 Flow = Generator[Effect, Any, T]
 
 
@@ -187,7 +203,19 @@ class RetryEvent:
 
 
 StatusCallback = Callable[[JobStatus], object]
+"""Called with every status polled; `AsyncBoogu` also awaits what it returns, if awaitable."""
 RetryCallback = Callable[[RetryEvent], object]
+
+
+@dataclass(frozen=True)
+class SubmitWatch:
+    """What a caller that journals submits (a batch) needs to know, at the moment it happens."""
+
+    sending: Callable[[], object]
+    """The request is being handed to the transport: from now on the job may exist. `AsyncBoogu`
+    awaits what it returns, if awaitable, before the request leaves."""
+    refused: Callable[[str], object]
+    """The attempt provably made no job (a 429, or a request that never left): before any retry wait."""
 
 
 @dataclass
@@ -218,16 +246,19 @@ class Engine:
         wait_timeout: float | None,
         retry: RetryPolicy,
         poll: PollPolicy,
-        throttle: Throttle,
+        limiter: RateLimiter,
         runtime: Runtime,
         on_retry: RetryCallback | None,
         pace: PaceModel,
+        base_url: str,
     ) -> None:
         self.timeout = timeout
         self.wait_timeout = wait_timeout
         self.retry = retry
         self.poll = poll
-        self.throttle = throttle
+        self.limiter = limiter
+        self.base_url = base_url
+        self.latency = Latency()
         self.runtime = runtime
         self.on_retry = on_retry
         self.pace = pace
@@ -245,28 +276,45 @@ class Engine:
         request_id: str | None = None,
         deadline: float | None = None,
         tally: Tally | None = None,
+        watch: SubmitWatch | None = None,
     ) -> Flow[Exchange]:
-        """Make `call`, retrying as `decide` allows; returns any HTTP answer, raises on transport errors."""
+        """Make `call`, retrying as `decide` allows; returns any HTTP answer, raises on transport errors.
+
+        Every attempt first takes a slot from the client's rate limiter, and every answer teaches it.
+        """
         clock = self.runtime
         retries = 0
+        if watch is not None:
+            call = replace(call, on_send=watch.sending)
         while True:
-            pause = self.throttle.reserve(clock.monotonic())
+            pause = self.limiter.reserve(clock.monotonic())
             if pause > 0:
                 yield Sleep(pause)
-            left = None if deadline is None else deadline - clock.monotonic()
+            sent_at = clock.monotonic()
+            left = None if deadline is None else deadline - sent_at
             exchange: Exchange | None = None
             error: httpx.RequestError | None = None
             try:
                 exchange = yield replace(call, timeout=capped(call.timeout, left))
             except httpx.RequestError as exc:
                 error = exc
+            if idempotent:  # a status call; a sync-mode submit waits for the images
+                self.latency.observe(clock.monotonic() - sent_at)
             if tally is not None:
                 tally.calls += 1
             retry_after = None
             if exchange is not None:
                 retry_after = parse_retry_after(exchange.headers, clock.wall())
-                if exchange.status_code == 429 and retry_after is not None:
-                    self.throttle.pause_until(clock.monotonic() + retry_after)
+                if exchange.status_code == 429:
+                    self.limiter.limited(clock.monotonic(), retry_after)
+                else:
+                    self.limiter.succeeded(clock.monotonic())
+                    self._check_gateway(exchange, call.operation)
+            if watch is not None and (
+                (exchange is not None and exchange.status_code == 429)
+                or (error is not None and not request_was_sent(error))
+            ):
+                watch.refused(describe(exchange.status_code if exchange else None, error))
             decision = decide(
                 idempotent=idempotent,
                 retries_done=retries,
@@ -297,6 +345,18 @@ class Engine:
             )
             yield Sleep(decision.delay)
 
+    def _check_gateway(self, exchange: Exchange, operation: str) -> None:
+        """An answer that is not JSON below 500 (a captive portal, a web server at the wrong address)
+        did not come from the gateway; 5xx pages of a proxy in front of it are common and retried."""
+        if exchange.status_code >= 500 or _json(exchange) is not None or not exchange.content.strip():
+            return
+        kind = exchange.headers.get("content-type", "").split(";")[0].strip()
+        label = "HTML" if "html" in kind else (kind or "non-JSON")
+        raise NotTheGatewayError(
+            f"{operation}: the server at {self.base_url} is not the gateway ({label} {exchange.status_code})",
+            operation=operation,
+        )
+
     def _report(self, event: RetryEvent) -> None:
         logger.info(
             "retrying %s%s in %.2f s (attempt %d of %d): %s",
@@ -319,6 +379,7 @@ class Engine:
         webhook_url: str | None,
         timeout: TimeoutArg,
         expected_seconds: float | None,
+        watch: SubmitWatch | None = None,
     ) -> Flow[Submission]:
         edit = isinstance(request, ImageEditRequest)
         endpoint = submit_image_edit if edit else submit_text_to_image
@@ -339,7 +400,7 @@ class Engine:
         operation = "submit_image_edit" if edit else "submit_text_to_image"
         sent_at = self.runtime.wall()
         call = ApiCall(operation, endpoint.sync_detailed, endpoint.asyncio_detailed, kwargs, call_timeout)
-        exchange = yield from self.send(call, idempotent=False)
+        exchange = yield from self.send(call, idempotent=False, watch=watch)
         if not 200 <= exchange.status_code < 300:
             raise status_error(
                 exchange.status_code,
@@ -419,26 +480,23 @@ class Engine:
         limit = self.wait_timeout if isinstance(timeout, NotGiven) else timeout
         deadline = None if limit is None else clock.monotonic() + limit
         expected = self._expected(submission, expected_seconds)
+        window = self.pace.window(self.poll)
         tally = Tally()
         status = submission.finished if submission else None
-        # The time the job began, on the client's clock, and when (since then) it was last looked at.
         # A fresh submit counts as the first look; for a bare id, the first status tells when it began.
-        origin = submission.submitted_at if submission else None
-        last_look = 0.0 if submission else None
+        timeline = Timeline(submission.submitted_at if submission else None)
         not_before = 0.0
         while status is None or not status.finished:
             now = clock.wall()
-            due = 0.0
-            if origin is not None and last_look is not None:
-                due = origin + next_poll_at(last_look, expected, self.poll) - now
-            delay = max(due, not_before - now, 0.0)
+            due = timeline.next_look(expected, self.poll, window, self.latency.seconds)
+            delay = max(0.0 if due is None else due - now, not_before - now, 0.0)
             if deadline is not None and limit is not None:
                 left = deadline - clock.monotonic()
                 if left <= 0:
                     raise WaitTimeoutError(request_id, limit, status)
                 delay = min(delay, left)  # a last look at the deadline
             if delay > 0:
-                yield Sleep(delay)
+                yield Sleep(delay, poll=True)
             try:
                 status = yield from self.status(
                     request_id,
@@ -454,13 +512,12 @@ class Engine:
                 if deadline is not None and limit is not None and clock.monotonic() >= deadline:
                     raise WaitTimeoutError(request_id, limit, status) from exc
                 raise
-            now = clock.wall()
-            if origin is None:
-                origin = min(status.created_at.timestamp(), now) if status.created_at else now
-            last_look = now - origin
+            timeline.observe(status, clock.wall())
             if on_update is not None:
-                on_update(status)
-        return self._finish(status, submission, tally.calls)
+                answer = on_update(status)
+                if inspect.isawaitable(answer):
+                    yield Await(answer)
+        return self._finish(status, submission, tally.calls, timeline)
 
     def _expected(self, submission: Submission | None, hint: float | None) -> float:
         if hint is not None:
@@ -470,17 +527,19 @@ class Engine:
         units = submission.units if submission is not None and submission.units else DEFAULT_UNITS
         return self.pace.expected(units)
 
-    def _finish(self, status: JobStatus, submission: Submission | None, calls: int) -> Result:
-        created, completed = status.created_at, status.completed_at
+    def _finish(
+        self, status: JobStatus, submission: Submission | None, calls: int, timeline: Timeline
+    ) -> Result:
+        began, completed = timeline.started_at or status.created_at, status.completed_at
         if (
             submission is not None
             and submission.units
             and submission.finished is None  # a sync-mode answer says nothing about the pace
-            and created
+            and began
             and completed
             and status.status in ("COMPLETED", "FAILED")
         ):
-            self.pace.observe(submission.units, (completed - created).total_seconds())
+            self.pace.observe(submission.units, (completed - began).total_seconds())
         return self.result_of(status, status_calls=calls)
 
     def result_of(self, status: JobStatus, *, status_calls: int = 0) -> Result:

@@ -58,6 +58,12 @@ def backoff_delay(retries_done: int, policy: RetryPolicy, rand: float) -> float:
     return base * (1.0 - policy.jitter * rand)
 
 
+def retry_after_delay(retry_after: float, policy: RetryPolicy, rand: float) -> float:
+    """`Retry-After` is a minimum: jitter only lengthens it, so that calls refused together (and told
+    the same whole second) do not all come back at the same moment."""
+    return retry_after * (1.0 + policy.jitter * rand)
+
+
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     """Seconds to wait from `Retry-After` (seconds or an HTTP date) or `retry-after-ms`; None if absent."""
     millis = headers.get("retry-after-ms")
@@ -125,8 +131,7 @@ def decide(
     if retry_after is not None:
         if retry_after > policy.max_retry_after:
             return RetryDecision(False, 0.0, f"{reason} (Retry-After {retry_after:g} s is too long)")
-        # Retry-After is a minimum: jitter only lengthens it.
-        delay = retry_after * (1.0 + policy.jitter * rand)
+        delay = retry_after_delay(retry_after, policy, rand)
         reason = f"{reason}, Retry-After {retry_after:g} s"
     else:
         delay = backoff_delay(retries_done, policy, rand)

@@ -1,19 +1,20 @@
 """Resumable batches: many jobs from a JSONL file, a bounded number in flight, each step journaled.
 
-The journal is an append-only JSONL file, synced to disk record by record, and it is the truth:
+The journal is an append-only JSONL file, each record flushed before the next step, and it is the truth:
 
     submitting → accepted → finished → downloaded        (or: rejected, invalid, uncertain)
 
 A batch run again with the same journal picks each line up where it stood: an accepted job is
-waited for, never submitted again; a finished one is downloaded; a rejected one (provably not
-accepted: a 401, 402, 403 or 429 answer, or no connection) is submitted again, an invalid one (a 400:
-the line itself is wrong) is not. One case cannot be decided: a
-submit whose answer never arrived (a timeout, a broken connection, a 5xx, or a process killed with
-SIGKILL between sending it and journaling the answer) may have created a job that the gateway offers
-no way to look up. Such a line is `uncertain` and is only submitted again with `resubmit_uncertain`,
-since that may make a second, charged job. SIGINT and SIGTERM stop a batch gracefully: submits on the
-wire are answered and journaled first, so they never leave a line uncertain. The journal is locked
-while a batch runs, so that two runs of one batch cannot submit its lines twice.
+waited for, never submitted again; a finished one is downloaded, or submitted again if it ended
+ERROR (not charged); a rejected one (provably not accepted: a 401, 402, 403 or 429 answer, or no
+connection) is submitted again, an invalid one (a 400: the line itself is wrong) is not. One case
+cannot be decided: a submit whose answer never arrived (a timeout, a broken connection, a 5xx, or a
+process killed between handing the request to the transport and journaling the answer) may have
+created a job that the gateway offers no way to look up. Such a line is `uncertain` and is only
+submitted again with `resubmit_uncertain`, since that may make a second, charged job. A stopped
+batch drops the submits still waiting for the rate limit, and gives those on the wire a moment to be
+answered and journaled. The journal is locked while a batch runs, so that two runs of one batch
+cannot submit its lines twice.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable, Coroutine
+import re
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
-import attrs
 from boogu_image_client.models import ImageEditRequest, TextToImageRequest
 
 from ._client import AsyncBoogu
@@ -43,9 +45,12 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
-from ._flows import SubmitRequest, job_units, safe_stem
+from ._flows import SubmitRequest, SubmitWatch, job_units, safe_stem
 from ._media import image_reference
 from ._models import JobStatus, Submission
+
+if TYPE_CHECKING:
+    from mock_gateway.spec import Contract
 
 T = TypeVar("T")
 
@@ -78,60 +83,93 @@ def load_items(path: str | os.PathLike[str]) -> list[BatchItem]:
     """Read and check every line before anything is submitted, so a typo on line 90 costs nothing.
 
     A line is a JSON object: `prompt`, any request parameter, `image_url` for an edit (a URL, a data
-    URI, or a file path relative to the JSONL file), and optionally a unique `id`.
+    URI, or a file path relative to the JSONL file), and optionally a unique `id`. Each line is checked
+    against the request schema of openapi.yaml itself (ranges, enums, unknown parameters), and every
+    bad line is reported, with its field and the broken rule, in one error.
     """
     source = Path(path)
     try:
-        lines = source.read_text(encoding="utf-8").splitlines()
+        lines = source.read_bytes().splitlines()
     except OSError as exc:
         raise BatchFileError(f"{source}: {exc.strerror or exc}") from None
     items: list[BatchItem] = []
+    problems: list[str] = []
     seen: set[str] = set()
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
             continue
-        item = _parse_line(text, number, source.parent)
+        try:
+            item = _parse_line(raw, number, source.parent)
+        except LineError as exc:
+            problems.append(f"line {number}: {exc}")
+            continue
         if item.key in seen:
-            raise BatchFileError(f"line {number}: id {item.key!r} is used twice")
+            problems.append(f"line {number}: id {item.key!r} is used twice")
         seen.add(item.key)
         items.append(item)
+    if problems:
+        shown = problems[:MAX_SHOWN_PROBLEMS]
+        more = len(problems) - len(shown)
+        tail = f"\n  ... and {more} more" if more else ""
+        raise BatchFileError(
+            f"{source}: {len(problems)} bad line{'s' * (len(problems) != 1)}, nothing was submitted:\n  "
+            + "\n  ".join(shown)
+            + tail
+        )
     if not items:
         raise BatchFileError(f"{source}: no jobs (expected one JSON object per line)")
     return items
 
 
-def _parse_line(text: str, number: int, base: Path) -> BatchItem:
+class LineError(ValueError):
+    """What is wrong with one line of a batch file."""
+
+
+MAX_SHOWN_PROBLEMS = 200
+"""A file of a million bad lines is reported by its first lines and a count."""
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+"""`ftp:`, `s3:` ...: a URL, never a file name (a single letter is a Windows drive)."""
+
+
+@cache
+def _contract() -> Contract:
+    """openapi.yaml's compiled request schemas, as the mock gateway checks them: loaded on the first
+    batch, so that the other commands do not pay for compiling the contract."""
+    from mock_gateway.spec import Contract
+
+    return Contract()
+
+
+def _parse_line(raw: bytes, number: int, base: Path) -> BatchItem:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineError(f"not UTF-8 (byte {exc.start + 1})") from None
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise BatchFileError(f"line {number}: not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise LineError(f"not JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise BatchFileError(f"line {number}: expected a JSON object")
-    params = {key: value for key, value in data.items() if key not in RESERVED_KEYS}
-    model = ImageEditRequest if "image_url" in params else TextToImageRequest
-    known = {attribute.name for attribute in attrs.fields(model)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise BatchFileError(
-            f"line {number}: unknown parameter {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    if not isinstance(params.get("prompt"), str) or not params["prompt"]:
-        raise BatchFileError(f"line {number}: prompt is required")
-    try:
-        if "image_url" in params:
-            image = params["image_url"]
-            if not isinstance(image, str):
-                raise TypeError("image_url must be a string")
-            local = not image.startswith(("http://", "https://", "data:"))
-            params["image_url"] = image_reference(base / image if local else image)
-        request: SubmitRequest = model.from_dict(params)
-    except OSError as exc:
-        raise BatchFileError(f"line {number}: image_url: {exc.strerror or exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BatchFileError(f"line {number}: a parameter has the wrong type or value ({exc!r})") from None
+        raise LineError("expected a JSON object")
     key = data.get("id", f"line-{number}")
     if not isinstance(key, str) or not key:
-        raise BatchFileError(f"line {number}: id must be a non-empty string")
+        raise LineError("id: must be a non-empty string")
+    params = {name: value for name, value in data.items() if name not in RESERVED_KEYS}
+    edit = "image_url" in params
+    image = params.get("image_url")
+    if isinstance(image, str) and not URL_SCHEME.match(image):
+        try:
+            params["image_url"] = image_reference(base / image)
+        except (OSError, ValueError) as exc:
+            raise LineError(f"image_url: {getattr(exc, 'strerror', None) or exc}") from None
+    violation = _contract().check_body("submit_image_edit" if edit else "submit_text_to_image", params)
+    if violation is not None:
+        raise LineError(f"{violation} ({violation.rule})")
+    model = ImageEditRequest if edit else TextToImageRequest
+    try:
+        request: SubmitRequest = model.from_dict(params)
+    except (KeyError, TypeError, ValueError) as exc:  # the spec allowed what the generated model refuses
+        raise LineError(f"the generated model refuses it ({exc!r})") from None
     fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     return BatchItem(key=key, line=number, request=request, fingerprint=fingerprint)
 
@@ -150,7 +188,11 @@ class ItemState:
 
 
 class Journal:
-    """The append-only record of a batch; each record is flushed and fsynced before the next step.
+    """The append-only record of a batch; each record is flushed before the next step (fsynced in groups).
+
+    Records name a line by its key (`id` or `line-N`) and the fingerprint of its content: an edited
+    line is a new line, so a line fixed after a rejection runs without a new journal. Editing a line
+    whose job was (or may have been) accepted is refused, since its images would be mixed up.
 
     The file is locked while a batch uses it: two runs of one batch at once would submit every line
     twice.
@@ -159,23 +201,34 @@ class Journal:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._file: IO[str] | None = None
+        self._written = 0
+        self._synced = 0
+        self._syncing: asyncio.Future[None] | None = None
 
     def load(self, items: list[BatchItem]) -> dict[str, ItemState]:
         """Lock the journal and fold its records into the state of each line."""
         self._open()
         states = {item.key: ItemState() for item in items}
         fingerprints = {item.key: item.fingerprint for item in items}
+        superseded: dict[str, ItemState] = {}
+        current: dict[str, str] = {}
         for record in self._records():
             key = record.get("key")
-            if key not in states:
+            if not isinstance(key, str) or key not in states:
                 continue
-            recorded = record.get("fingerprint")
-            if recorded is not None and recorded != fingerprints[key]:
+            # Records written before fingerprints were on every record inherit the last one seen.
+            current[key] = record.get("fingerprint") or current.get(key) or fingerprints[key]
+            if current[key] == fingerprints[key]:
+                _apply(states[key], record)
+            else:
+                _apply(superseded.setdefault(key, ItemState()), record)
+        for key, old in superseded.items():
+            if old.phase in MAY_EXIST and states[key].phase == "new":
                 self.close()
                 raise BatchFileError(
-                    f"{key}: the line changed since {self.path} recorded it; use a new journal (--journal)"
+                    f"{key}: the line changed since {self.path} recorded its job as {old.phase}; "
+                    "restore the line, or use a new journal (--journal) to run the new version"
                 )
-            _apply(states[key], record)
         return states
 
     def _open(self) -> None:
@@ -194,7 +247,7 @@ class Journal:
 
     def _records(self) -> list[dict[str, Any]]:
         records = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
@@ -206,17 +259,50 @@ class Journal:
     def record(self, event: Phase, item: BatchItem, **details: Any) -> None:
         self._open()
         assert self._file is not None
-        entry = {"event": event, "key": item.key, "at": datetime.now(UTC).isoformat(), **details}
-        if event == "submitting":
-            entry["fingerprint"] = item.fingerprint
+        entry = {
+            "event": event,
+            "key": item.key,
+            "fingerprint": item.fingerprint,
+            "at": datetime.now(UTC).isoformat(),
+            **details,
+        }
         self._file.write(json.dumps(entry) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._file.flush()  # in the operating system's hands: it survives the process being killed
+        self._written += 1
+
+    async def synced(self) -> None:
+        """Return once every record written so far is on disk (survives a power loss too).
+
+        One fsync, in a thread, serves every record written before it starts, so a batch of 256 jobs
+        does not queue 256 fsyncs on its event loop (they were a fifth of its time).
+        """
+        target = self._written
+        while self._synced < target:
+            if self._syncing is None or self._syncing.done():
+                self._syncing = asyncio.ensure_future(self._sync())
+            await asyncio.shield(self._syncing)
+
+    async def _sync(self) -> None:
+        upto = self._written
+        assert self._file is not None
+        await asyncio.to_thread(os.fsync, self._file.fileno())
+        self._synced = max(self._synced, upto)
+
+    async def aclose(self) -> None:
+        """Sync what is left and close (the fsync of a sync in flight must not meet a closed file)."""
+        if self._syncing is not None:
+            await asyncio.wait([self._syncing])
+        self.close()
 
     def close(self) -> None:
         if self._file is not None:
+            os.fsync(self._file.fileno())
             self._file.close()  # releases the lock
             self._file = None
+
+
+MAY_EXIST: frozenset[Phase] = frozenset({"submitting", "uncertain", "accepted", "finished", "downloaded"})
+"""Phases in which the gateway has, or may have, a job for the line."""
 
 
 def _apply(state: ItemState, record: dict[str, Any]) -> None:
@@ -248,9 +334,14 @@ class BatchSummary:
     uncertain: int = 0
     """Submitted without an answer: they may exist (and be charged); see `resubmit_uncertain`."""
     pending: int = 0
-    """Accepted but not finished yet (the batch was stopped): run it again to collect them."""
+    """Accepted and not finished yet, or finished and not downloaded: run the batch again to collect them."""
+    not_submitted: int = 0
+    """Never sent (the batch was stopped first)."""
     charged_images: int = 0
-    """Images paid for: those of COMPLETED and of FAILED jobs."""
+    """Images the gateway has charged or will charge: COMPLETED and FAILED jobs, and pending ones (an
+    accepted job is paid for unless it ends ERROR). Uncertain lines are not counted: see `uncertain`."""
+    pending_lines: list[str] = field(default_factory=list)
+    uncertain_lines: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     interrupted: bool = False
 
@@ -266,8 +357,11 @@ def summarize(items: list[BatchItem], states: dict[str, ItemState], *, interrupt
     summary = BatchSummary(total=len(items), interrupted=interrupted)
     for item in items:
         state = states[item.key]
-        outcome = (state.status or {}).get("status")
-        if state.phase in ("finished", "downloaded") and outcome in ("COMPLETED", "FAILED"):
+        outcome = _outcome(state)
+        charged = state.phase == "accepted" or (
+            state.phase in ("finished", "downloaded") and outcome in ("COMPLETED", "FAILED")
+        )
+        if charged:
             summary.charged_images += item.num_images
         if state.phase == "downloaded":
             summary.completed += 1
@@ -280,16 +374,32 @@ def summarize(items: list[BatchItem], states: dict[str, ItemState], *, interrupt
             summary.rejected += 1
         elif state.phase in ("uncertain", "submitting"):
             summary.uncertain += 1
-        else:  # new, accepted, or finished COMPLETED but not downloaded
+            summary.uncertain_lines.append(item.key)
+        elif state.phase == "new":
+            summary.not_submitted += 1
+        else:  # accepted, or finished COMPLETED but not downloaded
             summary.pending += 1
+            summary.pending_lines.append(item.key)
     return summary
 
 
 ProgressCallback = Callable[[BatchItem, ItemState], object]
+STOP_GRACE = 1.5
+"""Seconds a stopped batch waits for the answers of submits already on the wire, so that it exits
+within 2 s; a submit still unanswered then stays `submitting` (uncertain) in the journal."""
+WAIT_ROUNDS = 5
+"""A wait cut short by errors (a flaky gateway) is started again this many times before the line is
+left pending for the next run."""
 
 
 class BatchRunner:
-    """Runs the items through `client`, at most `concurrency` jobs in flight, journaling each step."""
+    """Runs the items through `client`, at most `concurrency` jobs in flight, journaling each step.
+
+    A line is journaled `submitting` only when its request is handed to the transport — after any wait
+    for the rate limit or a connection — and `rejected` as soon as an attempt is refused with a 429,
+    before the wait for the next one. So a line is `submitting` in the journal only while its request
+    may be at the gateway without an answer.
+    """
 
     def __init__(
         self,
@@ -300,6 +410,7 @@ class BatchRunner:
         *,
         concurrency: int = 4,
         resubmit_uncertain: bool = False,
+        retry_errors: bool = True,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         if concurrency < 1:
@@ -310,12 +421,17 @@ class BatchRunner:
         self.out_dir = Path(out_dir)
         self.concurrency = concurrency
         self.resubmit_uncertain = resubmit_uncertain
+        self.retry_errors = retry_errors
         self.on_progress = on_progress
         self.states = journal.load(items)
-        self._submits: set[asyncio.Task[Any]] = set()
+        self._submits: dict[str, asyncio.Task[Any]] = {}
+        self._on_wire: set[str] = set()
+        self.unanswered: list[str] = []
+        """Lines whose submit was still on the wire, unanswered, when the run was stopped."""
 
     async def run(self, stop: asyncio.Event | None = None) -> BatchSummary:
-        """Process every line; when `stop` is set, finish the submits on the wire and return early."""
+        """Process every line; when `stop` is set, submit nothing more (submits waiting for the rate
+        limit are dropped at once), give the submits on the wire `STOP_GRACE` to be answered, and return."""
         slots = asyncio.Semaphore(self.concurrency)
         # Jobs already running at the gateway take the first slots.
         order = sorted(self.items, key=lambda item: self.states[item.key].phase != "accepted")
@@ -328,34 +444,50 @@ class BatchRunner:
             interrupted = not everything.done()
         finally:
             stopped.cancel()
+            for key, task in list(self._submits.items()):
+                if key not in self._on_wire:
+                    task.cancel()  # waiting for the rate limit or a connection: nothing was sent
             everything.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await everything
-            await asyncio.gather(*self._submits, return_exceptions=True)
-            self.journal.close()
+            if self._submits:
+                await asyncio.wait(list(self._submits.values()), timeout=STOP_GRACE)
+            self.unanswered = sorted(self._on_wire)
+            for task in list(self._submits.values()):
+                task.cancel()  # still unanswered: the line stays `submitting`, so uncertain
+            await asyncio.gather(*self._submits.values(), return_exceptions=True)
+            await self.journal.aclose()
         return summarize(self.items, self.states, interrupted=interrupted)
 
     async def _process(self, item: BatchItem, slots: asyncio.Semaphore) -> None:
         state = self.states[item.key]
-        if state.phase in ("downloaded", "invalid") or (
-            state.phase == "finished" and _outcome(state) != "COMPLETED"
-        ):
-            return
-        if state.phase in ("uncertain", "submitting") and not self.resubmit_uncertain:
+        if not self._wanted(state):
             return
         async with slots:
-            if state.phase in ("new", "rejected", "uncertain", "submitting"):
-                await self._shielded(self._submit(item, state))
+            if state.phase in ("new", "rejected", "uncertain", "submitting") or _outcome(state) == "ERROR":
+                await self._shielded(item, self._submit(item, state))
             if state.phase == "accepted":
                 await self._wait(item, state)
             if state.phase == "finished" and _outcome(state) == "COMPLETED":
                 await self._download(item, state)
 
-    async def _shielded(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run a submit to its answer even when the batch is stopped meanwhile, so it gets journaled."""
+    def _wanted(self, state: ItemState) -> bool:
+        """Whether this run has anything to do for a line in `state`."""
+        if state.phase in ("downloaded", "invalid"):
+            return False
+        if state.phase == "finished":
+            outcome = _outcome(state)
+            return outcome == "COMPLETED" or (outcome == "ERROR" and self.retry_errors)
+        if state.phase in ("uncertain", "submitting"):
+            return self.resubmit_uncertain
+        return True
+
+    async def _shielded(self, item: BatchItem, work: Coroutine[Any, Any, T]) -> T:
+        """Run a submit in its own task: a stopped batch cancels it only while it is not on the wire,
+        and otherwise lets it be answered and journaled."""
         task = asyncio.ensure_future(work)
-        self._submits.add(task)
-        task.add_done_callback(self._submits.discard)
+        self._submits[item.key] = task
+        task.add_done_callback(lambda _: self._submits.pop(item.key, None))
         return await asyncio.shield(task)
 
     def _advance(self, item: BatchItem, state: ItemState, phase: Phase, **details: Any) -> None:
@@ -372,22 +504,33 @@ class BatchRunner:
 
     async def _submit(self, item: BatchItem, state: ItemState) -> None:
         for _ in range(MAX_RATE_LIMITED_SUBMITS):
-            retry_after = await self._shielded(self._submit_once(item, state))
+            retry_after = await self._submit_once(item, state)
             if retry_after is None:
                 return
             await asyncio.sleep(retry_after)
 
+    def _watch(self, item: BatchItem, state: ItemState) -> SubmitWatch:
+        def sending() -> Awaitable[None]:
+            self._on_wire.add(item.key)
+            self._advance(item, state, "submitting")
+            return self.journal.synced()  # on disk before the request leaves
+
+        def refused(reason: str) -> None:
+            self._on_wire.discard(item.key)
+            self._advance(item, state, "rejected", detail=reason)
+
+        return SubmitWatch(sending=sending, refused=refused)
+
     async def _submit_once(self, item: BatchItem, state: ItemState) -> float | None:
         """One submit and its journaled answer; the seconds to wait before another when rate limited."""
-        self._advance(item, state, "submitting")
         try:
-            submission = await self.client.submit(item.request)
-        except RateLimitError as exc:  # provably not accepted: submit again when told
-            self._advance(item, state, "rejected", detail=str(exc))
-            return exc.retry_after or 1.0
+            submission = await self.client.submit(item.request, watch=self._watch(item, state))
+        except RateLimitError as exc:  # provably not accepted (journaled by the watch): try again later
+            return self.client.rate_limit_delay(exc.retry_after)
         except APIConnectionError as exc:
-            self._advance(item, state, "uncertain" if exc.request_sent else "rejected", detail=str(exc))
-            return None
+            if exc.request_sent:
+                self._advance(item, state, "uncertain", detail=str(exc))
+            return None  # never sent: the watch journaled it rejected
         except ServerError as exc:  # a 5xx answer does not prove that no job was created
             self._advance(item, state, "uncertain", detail=str(exc))
             return None
@@ -397,6 +540,8 @@ class BatchRunner:
         except APIStatusError as exc:  # 401, 402, 403: the account may be fixed before the next run
             self._advance(item, state, "rejected", detail=str(exc))
             return None
+        finally:
+            self._on_wire.discard(item.key)
         self._advance(
             item, state, "accepted", request_id=submission.request_id, submitted_at=submission.submitted_at
         )
@@ -409,14 +554,19 @@ class BatchRunner:
         submission = Submission(
             request_id=state.request_id, submitted_at=state.submitted_at or 0.0, units=job_units(item.request)
         )
-        try:
-            final = (await self.client.wait(submission)).status
-        except JobError as exc:
-            final = exc.status
-        except BooguError as exc:  # stays accepted: the next run waits for it again
-            self._note(item, state, str(exc))
+        for _ in range(WAIT_ROUNDS):
+            try:
+                final = (await self.client.wait(submission)).status
+            except JobError as exc:
+                final = exc.status
+            except (ServerError, APIConnectionError, RateLimitError) as exc:  # the job goes on: wait again
+                self._note(item, state, f"{exc}; waiting again")
+                continue
+            except BooguError as exc:  # stays accepted: the next run waits for it again
+                self._note(item, state, str(exc))
+                return
+            self._advance(item, state, "finished", status=final.to_dict())
             return
-        self._advance(item, state, "finished", status=final.to_dict())
 
     async def _download(self, item: BatchItem, state: ItemState) -> None:
         assert state.status is not None

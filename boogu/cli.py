@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections import Counter
@@ -49,7 +50,8 @@ from ._errors import (
     UnknownStatusError,
     WaitTimeoutError,
 )
-from ._flows import RetryEvent, SubmitRequest
+from ._flows import RetryEvent, SubmitRequest, SubmitWatch
+from ._http import BATCH_CONNECTIONS
 from ._media import image_reference
 from ._models import JobStatus, Result, Submission
 from .batch import BatchFileError, BatchItem, BatchRunner, BatchSummary, ItemState, Journal, load_items
@@ -218,12 +220,39 @@ def request_params(args: argparse.Namespace) -> dict[str, Any]:
 def run_job(args: argparse.Namespace, out: Output, request: SubmitRequest) -> int:
     """generate and edit: submit, wait with a progress line, download, report."""
     with client_for(args, out) as client:
-        submission = client.submit(request, webhook_url=args.webhook_url)
+        submission = submit_interruptibly(client, request, args.webhook_url, out)
         out.note(f"queued [cyan]{escape(submission.request_id)}[/cyan]")
         result = wait_for(client, submission, args, out)
         files = [] if args.no_download else client.download(result, args.out)
     report(out, result, files)
     return ExitCode.OK
+
+
+def submit_interruptibly(
+    client: Boogu, request: SubmitRequest, webhook_url: str | None, out: Output
+) -> Submission:
+    """Submit; a Ctrl-C after the request left says that the job may exist (and be charged)."""
+    sent = False
+
+    def sending() -> None:
+        nonlocal sent
+        sent = True
+
+    def refused(reason: str) -> None:
+        nonlocal sent
+        sent = False
+
+    try:
+        return client.submit(request, webhook_url=webhook_url, watch=SubmitWatch(sending, refused))
+    except KeyboardInterrupt:
+        if sent:
+            out.note(
+                "interrupted after the submit was sent: the gateway may have accepted (and charged) the job, "
+                "but its answer, with the request id, never arrived; do not submit it again blindly"
+            )
+        else:
+            out.note("interrupted before the submit was sent: no job was created")
+        raise
 
 
 def wait_for(client: Boogu, job: Submission | str, args: argparse.Namespace, out: Output) -> Result:
@@ -296,10 +325,12 @@ def cmd_download(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_batch(args: argparse.Namespace, out: Output) -> int:
+    if args.concurrency < 1:
+        raise ConfigurationError("--concurrency must be >= 1")
     items = load_items(args.file)
     journal = Journal(args.journal or Path(args.out) / "batch-journal.jsonl")
-    summary = asyncio.run(run_batch(args, out, items, journal))
-    show_summary(out, summary, journal)
+    summary, on_the_wire = asyncio.run(run_batch(args, out, items, journal))
+    show_summary(out, summary, journal, on_the_wire)
     if summary.interrupted:
         return ExitCode.INTERRUPTED
     return ExitCode.OK if summary.ok else ExitCode.BATCH_INCOMPLETE
@@ -307,14 +338,28 @@ def cmd_batch(args: argparse.Namespace, out: Output) -> int:
 
 async def run_batch(
     args: argparse.Namespace, out: Output, items: list[BatchItem], journal: Journal
-) -> BatchSummary:
+) -> tuple[BatchSummary, list[str]]:
+    """The batch's summary, and the lines whose submit was still unanswered when it stopped."""
     options = client_options(args, out)
+    options["max_connections"] = min(args.concurrency, BATCH_CONNECTIONS)
     if args.max_rps is not None:
         options["max_requests_per_second"] = args.max_rps
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():  # the first: stop submitting, finish what is on the wire, summarize
+            out.note(
+                f"stopping ({signal.Signals(signum).name}): nothing more is submitted; again to exit at once"
+            )
+            stop.set()
+            return
+        # The second: at once. Every step taken is already fsynced in the journal.
+        out.note(f"exiting at once; run the same command again to resume from {escape(str(journal.path))}")
+        os._exit(ExitCode.INTERRUPTED)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -347,19 +392,26 @@ async def run_batch(
                 args.out,
                 concurrency=args.concurrency,
                 resubmit_uncertain=args.resubmit_uncertain,
+                retry_errors=not args.no_retry_errors,
                 on_progress=on_progress,
             )
             with progress:
-                return await runner.run(stop)
+                summary = await runner.run(stop)
+            return summary, runner.unanswered
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 
 
-def show_summary(out: Output, summary: BatchSummary, journal: Journal) -> None:
+def show_summary(out: Output, summary: BatchSummary, journal: Journal, on_the_wire: list[str]) -> None:
     if out.as_json:
-        out.data(summary.to_dict())
-        return
+        out.data({**summary.to_dict(), "unanswered_lines": on_the_wire})
+    else:
+        show_table(summary)
+    show_notes(out, summary, journal, on_the_wire)
+
+
+def show_table(summary: BatchSummary) -> None:
     table = Table(title="batch summary", show_header=False)
     for name in (
         "total",
@@ -369,11 +421,22 @@ def show_summary(out: Output, summary: BatchSummary, journal: Journal) -> None:
         "rejected",
         "uncertain",
         "pending",
+        "not_submitted",
         "charged_images",
     ):
         table.add_row(name.replace("_", " "), str(getattr(summary, name)))
     Console(highlight=False).print(table)
-    if summary.interrupted or summary.pending:
+
+
+def show_notes(out: Output, summary: BatchSummary, journal: Journal, on_the_wire: list[str]) -> None:
+    """What is still in flight, and how to resume (on stderr, also with --json)."""
+    if summary.pending_lines:
+        out.note(
+            f"pending (accepted, charged unless they end ERROR): {escape(', '.join(summary.pending_lines))}"
+        )
+    if on_the_wire:
+        out.note(f"in flight when stopped, unanswered (uncertain): {escape(', '.join(on_the_wire))}")
+    if summary.interrupted or summary.pending or summary.not_submitted:
         out.note(
             f"stopped before the end; run the same command again to resume from {escape(str(journal.path))}"
         )
@@ -482,11 +545,20 @@ def parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--journal", help="journal file (default: OUT/batch-journal.jsonl)")
     batch.add_argument("--concurrency", type=int, default=4, help="jobs in flight at once (default 4)")
-    batch.add_argument("--max-rps", type=float, help="keep API calls under this many per second")
+    batch.add_argument(
+        "--max-rps",
+        type=float,
+        help="never more API calls per second than this (below it, the limit is learned from 429s)",
+    )
     batch.add_argument(
         "--resubmit-uncertain",
         action="store_true",
         help="submit again lines whose submit got no answer (they may become duplicate, charged jobs)",
+    )
+    batch.add_argument(
+        "--no-retry-errors",
+        action="store_true",
+        help="leave lines whose job ended ERROR (not charged) alone instead of submitting them again",
     )
     batch.set_defaults(handler=cmd_batch)
 

@@ -17,16 +17,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from mock_gateway.cassette import CassetteWriter
-from mock_gateway.conformance import KEY_HEADER, TERMINAL
-from mock_gateway.proxy import OWN_ANSWER_HEADER, ContractProxy
+from ._http import KEY_HEADER
+from ._models import TERMINAL_STATUSES
+
+if TYPE_CHECKING:  # the proxy needs the [mock] extra: imported when a check runs, not by `boogu`
+    from mock_gateway.cassette import CassetteWriter
 
 DEFAULT_BASE_URL = "https://gateway.pixazo.ai"
 SUBMIT = "/boogu-image/v1/boogu-image-request"
@@ -82,7 +84,10 @@ class Verifier:
         self.api_key = api_key
         self.poll_interval = poll_interval
         self.timeout = timeout
+        from mock_gateway.proxy import OWN_ANSWER_HEADER, ContractProxy
+
         self.proxy = ContractProxy(base_url, recorder=recorder, timeout=min(timeout, 60.0))
+        self.own_answer_header = OWN_ANSWER_HEADER
 
     async def run(self) -> list[Check]:
         transport = httpx.ASGITransport(self.proxy)
@@ -115,7 +120,7 @@ class Verifier:
             polls += 1
             answer = await self._call(http, poll, "GET", STATUS.format(request_id), {200})
             body = _json(answer)
-            if answer.status_code != 200 or body.get("status") in TERMINAL:
+            if answer.status_code != 200 or body.get("status") in TERMINAL_STATUSES:
                 break
             if time.monotonic() > deadline:
                 wanted = f"finished within {self.timeout:g} s"
@@ -164,7 +169,7 @@ class Verifier:
         seen = self.proxy.violations.total
         headers = {KEY_HEADER: self.api_key} if key else {}
         response = await http.request(method, path, json=body, headers=headers)
-        if OWN_ANSWER_HEADER in response.headers:
+        if self.own_answer_header in response.headers:
             raise Unreachable(_json(response).get("message", response.text))
         if response.status_code not in statuses:
             expected = " or ".join(str(status) for status in sorted(statuses))
@@ -264,6 +269,15 @@ def command(args: argparse.Namespace, out: object = None) -> int:
             "boogu verify: nothing sent; add --yes to pay for the image and run the checks", markup=False
         )
         return EXIT_USAGE
+    from mock_gateway.extra import MockExtraMissing, require_mock_extra
+
+    try:
+        require_mock_extra()
+    except MockExtraMissing as exc:
+        errors.print(f"boogu verify: {exc}", markup=False)
+        return EXIT_USAGE
+    from mock_gateway.cassette import CassetteWriter
+
     recorder = CassetteWriter(args.record) if args.record else None
     verifier = Verifier(
         base_url, api_key, poll_interval=args.poll_interval, timeout=args.timeout, recorder=recorder

@@ -142,6 +142,17 @@ def test_the_base_install_is_the_client_alone(venv: Venv, tmp_path: Path) -> Non
     (tmp_path / "test_consumer.py").write_text(CONSUMER_TEST)
     output = run(venv.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path, check=False)
     assert "1 error" in output and "boogu-image-toolkit[mock]" in output, output
+    # `boogu batch` checks its lines against the packaged openapi.yaml before anything is sent.
+    (tmp_path / "jobs.jsonl").write_text('{"prompt": "x", "num_images": 9}\n')
+    batch: list[str | Path] = [
+        venv.path / "bin" / "boogu",
+        "batch",
+        "jobs.jsonl",
+        "--base-url",
+        "http://127.0.0.1:9",
+    ]
+    refused = run(*batch, "--api-key", "k", "--out", "out", cwd=tmp_path, check=False)
+    assert "line 1: num_images: 9 is greater than the maximum of 4" in refused, refused
     owners = json.loads(run(venv.python, "-c", OWNERS, cwd=tmp_path))
     assert owners == {
         "boogu": ["boogu-image-toolkit"],

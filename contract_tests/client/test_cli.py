@@ -3,20 +3,24 @@ parses as a RequestStatus, and a batch killed mid-run and resumed without a doub
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import respx
 from boogu_image_client.models import RequestStatus
 from PIL import Image
 
@@ -367,5 +371,133 @@ def test_a_bad_batch_file_submits_nothing(
     source = tmp_path / "jobs.jsonl"
     source.write_text('{"prompt": "fine"}\n{"prompt": "typo", "num_image": 2}\n')
     code, _, err = run(capsys, "batch", str(source), "--out", str(tmp_path / "out"))
-    assert code == ExitCode.USAGE and "line 2: unknown parameter num_image" in err
+    assert code == ExitCode.USAGE and "line 2: unknown property ('num_image' was unexpected)" in err
     assert admin(gateway, "GET", "requests") == []
+
+
+# Rate limits, Ctrl-C and kills --------------------------------------------------------------
+
+
+@pytest.fixture
+def throttled_url() -> Iterator[str]:
+    """A mock that lets 2 calls a second through (burst 1): a batch spends most of its time waiting."""
+    with gateway_process("--speed", "100", "--rate-limit", "2:1") as url:
+        yield url
+
+
+def wait_for_event(journal_path: Path, process: subprocess.Popen[str], event: str) -> None:
+    deadline = time.monotonic() + 30
+    while not any(e["event"] == event for e in journal_events(journal_path)):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no {event} record"
+        time.sleep(0.02)
+
+
+def test_ctrl_c_during_a_rate_limit_wait_stops_submitting_at_once(throttled_url: str, tmp_path: Path) -> None:
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    write_batch(source, 8)
+    process = start_batch(throttled_url, source, out, "--concurrency", "6")
+    journal_path = out / "batch-journal.jsonl"
+    wait_for_event(journal_path, process, "rejected")  # a 429: lines are waiting out the rate limit
+    interrupted_at = time.time()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=10)
+    took = time.time() - interrupted_at
+    assert process.returncode == ExitCode.INTERRUPTED, stderr
+    assert took < 2.5  # 2 s, and a little for the interpreter on a busy machine
+    summary = json.loads(stdout)
+    assert summary["interrupted"] and summary["uncertain"] == 0
+    sent_after = [
+        e
+        for e in journal_events(journal_path)
+        if e["event"] == "submitting" and datetime.fromisoformat(e["at"]).timestamp() > interrupted_at + 0.05
+    ]
+    assert sent_after == []  # nothing was submitted after the first Ctrl-C
+    assert "stopping (SIGINT)" in stderr and "run the same command again to resume" in stderr
+
+
+def test_a_second_ctrl_c_exits_at_once(throttled_url: str, tmp_path: Path) -> None:
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    write_batch(source, 4)
+    process = start_batch(throttled_url, source, out, "--concurrency", "4")
+    wait_for_event(out / "batch-journal.jsonl", process, "accepted")
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=5)
+    assert process.returncode == ExitCode.INTERRUPTED
+    assert "exiting at once" in stderr or "stopping" in stderr
+
+
+def test_kill_9_during_a_429_wait_leaves_no_false_uncertain_line(
+    throttled_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, out = tmp_path / "jobs.jsonl", tmp_path / "out"
+    prompts = write_batch(source, 6)
+    process = start_batch(throttled_url, source, out, "--concurrency", "6")
+    journal_path = out / "batch-journal.jsonl"
+    wait_for_event(journal_path, process, "rejected")
+    process.kill()
+    process.communicate(timeout=10)
+    httpx.patch(f"{throttled_url}/__mock/config", json={"rate_limit": None}).raise_for_status()
+    submits = ledger(throttled_url)[1]
+    received = {e["body"]["prompt"] for e in submits if e.get("body")}
+    refused_unread = sum(not e.get("body") for e in submits)  # a 429 comes before the body is read
+    last: dict[str, str] = {}
+    for record in journal_events(journal_path):
+        last[record["key"]] = record["event"]
+    for key, phase in last.items():
+        if phase == "submitting":  # only a request the gateway really received may be uncertain
+            assert prompts[int(key.removeprefix("line-")) - 1] in received or refused_unread
+    monkeypatch.setenv("BOOGU_API_KEY", "test-key")
+    monkeypatch.setenv("BOOGU_BASE_URL", throttled_url)
+    _, stdout, _ = run(capsys, "batch", str(source), "--out", str(out), "--json", "-q")
+    summary = json.loads(stdout)
+    assert summary["uncertain"] == sum(event == "submitting" for event in last.values())
+    assert summary["completed"] + summary["uncertain"] == 6
+
+
+class WebPage(http.server.BaseHTTPRequestHandler):
+    """A web server that is not the gateway: every request gets an HTML page and 200."""
+
+    def answer(self) -> None:
+        body = b"<!doctype html><html><body>Welcome</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        del format, args
+
+
+def test_an_html_answer_is_not_the_gateway(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WebPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("BOOGU_API_KEY", "test-key")
+    try:
+        code, _, err = run(capsys, "generate", "a fox", "--base-url", url, "--out", str(tmp_path))
+    finally:
+        server.shutdown()
+    assert code == ExitCode.CONNECTION_ERROR
+    assert f"the server at {url} is not the gateway (HTML 200)" in err
+
+
+def test_ctrl_c_during_a_sync_mode_submit_says_the_job_may_exist(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOOGU_API_KEY", "test-key")
+    with respx.mock(base_url="https://gateway.test", assert_all_called=False) as router:
+
+        def interrupted(request: httpx.Request) -> httpx.Response:
+            raise KeyboardInterrupt  # Ctrl-C while the answer (with the images) is awaited
+
+        router.post("/boogu-image/v1/boogu-image-request").mock(side_effect=interrupted)
+        code, _, err = run(capsys, "generate", "a fox", "--sync-mode", "--base-url", "https://gateway.test")
+    assert code == ExitCode.INTERRUPTED
+    assert "interrupted after the submit was sent" in err and "may have accepted (and charged)" in err

@@ -4,8 +4,10 @@ key never showing up where it must not."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,7 @@ from boogu import (
     JobStatus,
     ModelNotFoundError,
     NotFoundError,
+    NotTheGatewayError,
     RateLimitError,
     RetryEvent,
     ServerError,
@@ -469,9 +472,93 @@ async def test_an_unknown_final_status_ends_the_wait(router: respx.MockRouter, c
 
 
 def test_a_200_that_breaks_the_contract_is_reported(router: respx.MockRouter, clock: FakeClock) -> None:
-    router.get(STATUS_PATH).mock(return_value=httpx.Response(200, text="oops"))
+    router.get(STATUS_PATH).mock(return_value=httpx.Response(200, json={"request_id": 5}))
     with make_client(clock) as client, pytest.raises(APIResponseValidationError):
         client.status(RID)
+
+
+@pytest.mark.parametrize(
+    ("answer", "label"),
+    [
+        (httpx.Response(200, html="<html><body>Welcome to nginx!</body></html>"), "HTML 200"),
+        (httpx.Response(200, text="oops"), "text/plain 200"),
+        (httpx.Response(404, html="<h1>Not Found</h1>"), "HTML 404"),
+    ],
+)
+def test_an_answer_that_is_not_json_is_not_from_the_gateway(
+    router: respx.MockRouter, clock: FakeClock, answer: httpx.Response, label: str
+) -> None:
+    router.post(SUBMIT_PATH).mock(return_value=answer)
+    router.get(STATUS_PATH).mock(return_value=answer)
+    message = f"the server at {BASE} is not the gateway ({label})"
+    with make_client(clock) as client:
+        with pytest.raises(NotTheGatewayError, match=re.escape(message)) as caught:
+            client.submit(TextToImageRequest(prompt="a fox"))
+        assert caught.value.request_sent  # for a submit: the request did leave
+        with pytest.raises(NotTheGatewayError, match=re.escape(message)):
+            client.status(RID)
+    assert len(router.calls) == 2  # never retried
+
+
+async def test_async_on_update_callbacks_are_awaited(router: respx.MockRouter, clock: FakeClock) -> None:
+    router.get(STATUS_PATH).mock(
+        side_effect=[httpx.Response(200, json=status_body(s)) for s in ("PROCESSING", "COMPLETED")]
+    )
+    seen: list[str] = []
+
+    async def on_update(status: JobStatus) -> None:
+        await asyncio.sleep(0)
+        seen.append(status.status)
+
+    async with make_async_client(clock) as client:
+        await client.wait(RID, on_update=on_update)
+    assert seen == ["PROCESSING", "COMPLETED"]
+
+
+def test_the_blocking_client_refuses_an_async_on_update(router: respx.MockRouter, clock: FakeClock) -> None:
+    router.get(STATUS_PATH).mock(return_value=httpx.Response(200, json=status_body("COMPLETED")))
+
+    async def on_update(status: JobStatus) -> None:
+        del status
+
+    with make_client(clock) as client, pytest.raises(ConfigurationError, match="use AsyncBoogu"):
+        client.wait(RID, on_update=on_update)
+
+
+def test_the_pool_is_sized_to_the_client_and_keeps_every_connection_alive(clock: FakeClock) -> None:
+    for size in (1, 64, 1000):
+        with make_client(clock, max_connections=size) as client:
+            transport: Any = client._http._transport
+            pool = transport._pool  # httpcore's pool: the figures that matter
+            assert (pool._max_connections, pool._max_keepalive_connections) == (size, size)
+            assert client._slots == size
+    with make_client(clock) as client:
+        default: Any = client._http._transport
+        assert default._pool._max_keepalive_connections == 100
+    limits = httpx.Limits(max_connections=7, max_keepalive_connections=3)
+    with make_client(clock, httpx_args={"limits": limits}) as client:
+        assert client._slots == 7  # what the caller chose wins
+    with pytest.raises(ValueError, match="max_connections"):
+        make_client(clock, max_connections=0)
+
+
+async def test_no_more_calls_are_in_flight_than_connections(
+    router: respx.MockRouter, clock: FakeClock
+) -> None:
+    in_flight, most = 0, 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        return httpx.Response(200, json=status_body("PROCESSING"))
+
+    router.get(STATUS_PATH).mock(side_effect=slow)
+    async with make_async_client(clock, max_connections=3) as client:
+        await asyncio.gather(*(client.status(RID) for _ in range(20)))
+    assert most == 3
 
 
 # Downloads -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ and the lenient status model. No network, no sleeping."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 from datetime import UTC, datetime
@@ -13,11 +14,13 @@ import pytest
 
 from boogu import JobStatus, PollPolicy, RetryPolicy, UnknownStatusError, WebhookError
 from boogu._media import check_image, decode_data_uri, extension_for, image_reference, sniff, to_data_uri
-from boogu._polling import PaceModel, next_poll_at, poll_times
+from boogu._polling import Latency, PaceModel, Timeline, next_poll_at, poll_times
 from boogu._retry import backoff_delay, decide, parse_retry_after
-from boogu._throttle import Throttle
+from boogu._scheduler import PollScheduler
+from boogu._throttle import RateLimiter
 from boogu.webhooks import parse_webhook
-from contract_tests.client.helpers import START, image_bytes, status_body
+from contract_tests.client.helpers import START, FakeClock, image_bytes, status_body
+from mock_gateway.jobs import iso_time as iso
 
 POLICY = RetryPolicy()
 NEVER_SENT = [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow dns"), httpx.PoolTimeout("pool full")]
@@ -135,22 +138,62 @@ def test_retry_policy_refuses_nonsense() -> None:
         RetryPolicy(jitter=2)
 
 
-# The throttle --------------------------------------------------------------------------------
+# The rate limiter ----------------------------------------------------------------------------
 
 
-def test_throttle_holds_every_call_after_a_retry_after() -> None:
-    throttle = Throttle()
-    assert throttle.reserve(100.0) == 0.0
-    throttle.pause_until(103.0)
-    assert throttle.reserve(100.5) == pytest.approx(2.5)
-    assert throttle.reserve(103.0) == 0.0
+def test_the_limiter_is_unlimited_until_told_and_holds_everyone_for_a_long_retry_after() -> None:
+    limiter = RateLimiter()
+    assert [limiter.reserve(100.0) for _ in range(50)] == [0.0] * 50
+    limiter.limited(100.0, retry_after=3.0)  # the key is shut for a while, not a token away
+    assert limiter.reserve(100.5) == pytest.approx(2.5)
 
 
-def test_throttle_spaces_calls_to_a_rate() -> None:
-    throttle = Throttle(max_per_second=4)
-    waits = [throttle.reserve(10.0) for _ in range(4)]
+def test_the_limiter_caps_at_max_per_second() -> None:
+    limiter = RateLimiter(max_per_second=4)
+    waits = [limiter.reserve(10.0) for _ in range(4)]
     assert waits == pytest.approx([0.0, 0.25, 0.5, 0.75])
-    assert throttle.reserve(20.0) == 0.0
+    assert limiter.reserve(20.0) == 0.0
+
+
+def test_a_429_sets_the_rate_just_under_what_got_through_and_retries_come_back_one_by_one() -> None:
+    limiter = RateLimiter()
+    for i in range(20):  # 20 calls got through in the last second
+        limiter.succeeded(10.0 + i * 0.05)
+    limiter.limited(10.99, retry_after=1.0)
+    assert limiter.rate == pytest.approx(19.0, rel=0.02)
+    assert limiter.reserve(10.99) == pytest.approx(
+        1 / 19, rel=0.02
+    )  # a short Retry-After does not stop everyone
+    waits = [limiter.reserve(12.0) for _ in range(5)]  # five refused calls back after their Retry-After
+    gaps = [b - a for a, b in itertools.pairwise(waits)]
+    assert gaps == pytest.approx([1 / 19] * 4, rel=0.2)
+    limiter.limited(11.5, retry_after=1.0)  # the same burst of refusals counts once
+    assert limiter.rate == pytest.approx(19.0, rel=0.1)
+
+
+def test_a_burst_at_start_up_is_not_taken_for_the_rate() -> None:
+    limiter = RateLimiter()
+    for _ in range(5):  # the gateway's burst, all at once
+        limiter.succeeded(50.0)
+    limiter.limited(50.01, retry_after=1.0)
+    assert limiter.rate == pytest.approx(0.95 * 5 / 0.25)  # over a quarter second, not over an instant
+
+
+def test_the_learned_rate_grows_only_while_callers_queue() -> None:
+    limiter = RateLimiter()
+    for i in range(10):
+        limiter.succeeded(10.0 + i * 0.1)
+    limiter.limited(11.0, retry_after=1.0)
+    rate = limiter.rate
+    assert rate is not None
+    limiter.reserve(20.0)  # idle for nine seconds: no evidence that more would get through
+    assert limiter.rate == pytest.approx(rate)
+    now = 30.0
+    for _ in range(200):  # callers queue, and every call gets through
+        now += limiter.reserve(now)
+        limiter.succeeded(now)
+    assert limiter.rate is not None and limiter.rate > rate
+    assert RateLimiter(max_per_second=5).rate == 5
 
 
 # The poll schedule ---------------------------------------------------------------------------
@@ -179,12 +222,74 @@ def test_the_schedule_is_sparse_early_dense_near_the_end_and_backs_off_after() -
     assert max(late) == policy.max_interval
 
 
-@pytest.mark.parametrize("expected", [0.15, 1.5, 5.0, 30.0, 100.0])
-def test_any_job_size_is_noticed_quickly_and_cheaply(expected: float) -> None:
+@pytest.mark.parametrize(
+    ("expected", "lag"), [(0.15, 0.5), (1.5, 0.5), (5.0, 0.5), (30.0, 0.5), (100.0, 1.0)]
+)
+def test_any_job_size_is_noticed_quickly_and_cheaply(expected: float, lag: float) -> None:
     polls = poll_times(expected, expected * 3, PollPolicy())
     noticed = next(t for t in polls if t >= expected)
-    assert noticed - expected <= 0.5
+    assert noticed - expected <= lag
     assert len([t for t in polls if t <= noticed]) <= 20
+
+
+def test_no_poll_comes_sooner_than_a_status_call_takes() -> None:
+    policy = PollPolicy()
+    for elapsed in (0.0, 0.1, 0.12, 0.15, 0.3, 2.0):
+        assert next_poll_at(elapsed, 0.15, policy, floor=0.4) >= elapsed + 0.4
+    assert next_poll_at(14.0, 15.0, policy, floor=0.01) == next_poll_at(14.0, 15.0, policy)
+    latency = Latency()
+    for _ in range(20):
+        latency.observe(0.3)
+    assert latency.seconds == pytest.approx(0.3, rel=0.02)
+
+
+def status_at(status: str, *, created: float, updated: float) -> JobStatus:
+    return JobStatus.parse(status_body(status, at=created, updated_at=iso(updated)))
+
+
+def test_a_queued_job_is_polled_with_a_backoff_and_its_start_anchors_the_schedule() -> None:
+    policy = PollPolicy()
+    timeline = Timeline(begun=1000.0)
+    assert timeline.next_look(15.0, policy) == 1001.0  # nothing seen: as if it started at the submit
+    looks = []
+    now = 1001.0
+    while now < 1030.0:  # queued behind other jobs for 30 s
+        timeline.observe(status_at("QUEUED", created=1000.0, updated=1000.0), now)
+        next_look = timeline.next_look(15.0, policy)
+        assert next_look is not None
+        looks.append(next_look - now)
+        now = next_look
+    assert looks == sorted(looks) and max(looks) == pytest.approx(7.5)  # half the job's expected time
+    assert len(looks) <= 8
+    timeline.observe(status_at("PROCESSING", created=1000.0, updated=1029.0), now)
+    assert timeline.started == 1029.0 and timeline.started_at is not None
+    # The rest of the schedule counts from the start seen in updated_at, not from the submit.
+    assert timeline.next_look(15.0, policy) == pytest.approx(
+        1031.0 + next_poll_at(now - 1031.0, 15.0, policy)
+    )
+    timeline.observe(status_at("PROCESSING", created=1000.0, updated=1040.0), now + 9)
+    assert timeline.started == 1029.0  # later progress updates do not move the start
+
+
+def test_a_start_from_a_skewed_gateway_clock_stays_between_the_submit_and_now() -> None:
+    timeline = Timeline(begun=1000.0)
+    timeline.observe(status_at("PROCESSING", created=900.0, updated=5000.0), 1002.0)
+    assert timeline.started == 1002.0
+    timeline = Timeline(begun=1000.0)
+    timeline.observe(status_at("PROCESSING", created=900.0, updated=900.0), 1002.0)
+    assert timeline.started == 1000.0
+
+
+def test_the_dense_window_widens_with_the_spread_of_durations_seen() -> None:
+    policy = PollPolicy()
+    steady, varied = PaceModel(), PaceModel()
+    assert steady.window(policy) == policy.window
+    for seconds in (15.0, 15.0, 15.1, 14.9):
+        steady.observe(30, seconds)
+    for seconds in (15.0, 21.0, 10.0, 19.0, 11.0):
+        varied.observe(30, seconds)
+    assert steady.window(policy) == policy.window
+    assert policy.window < varied.window(policy) <= policy.max_window_share
 
 
 def test_a_poll_is_never_scheduled_in_the_past() -> None:
@@ -309,3 +414,26 @@ def test_parse_webhook_reports_an_unknown_status_with_its_payload() -> None:
         parse_webhook(status_body("EXPIRED"))
     assert caught.value.status.raw_status == "EXPIRED"
     assert caught.value.request_id == status_body("EXPIRED")["request_id"]
+
+
+# The poll scheduler --------------------------------------------------------------------------
+
+
+async def test_one_timer_wakes_every_poll_in_due_order_and_coalesces_those_due_together() -> None:
+    clock = FakeClock()
+    scheduler = PollScheduler(lambda: clock.mono, clock.asleep)
+    woken: list[float] = []
+
+    async def poll(delay: float) -> None:
+        await scheduler.sleep(delay)
+        woken.append(delay)
+
+    delays = [float(i % 5) + 0.5 for i in range(500)]  # 500 waits, due at only five moments
+    waits = [asyncio.create_task(poll(delay)) for delay in delays]
+    cancelled = asyncio.create_task(poll(2.5))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(*waits)
+    assert woken == sorted(delays)
+    assert len(clock.sleeps) <= 5  # one sleep per distinct due time, not one per waiter
+    await scheduler.close()
