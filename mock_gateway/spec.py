@@ -179,8 +179,15 @@ class Contract:
     def with_defaults(self, operation_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """The body with the spec's defaults filled in for every property it omits."""
         defaults = self.operations[operation_id].body_defaults
-        filled = {name: copy.deepcopy(value) for name, value in defaults.items() if name not in body}
+        filled = {
+            name: value if isinstance(value, IMMUTABLE) else copy.deepcopy(value)  # deepcopy: ~1 µs each
+            for name, value in defaults.items()
+            if name not in body
+        }
         return {**body, **filled}
+
+
+IMMUTABLE = (str, int, float, bool, type(None))
 
 
 def _relevance(error: ValidationError) -> int:
