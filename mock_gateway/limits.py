@@ -30,6 +30,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .config import MockConfig
 
 SHUTDOWN_SECONDS = 2
+KEEP_ALIVE_SECONDS = 20
+"""Idle keep-alive connections are closed after this (uvicorn: 5). Longer than clients keep theirs
+(httpx 5 s, aiohttp 15 s), so a client never reuses a connection the server is closing at that moment:
+with equal timeouts, a client polling every 5 s met a closed connection now and then (ReadError)."""
 """After SIGTERM, requests still running after this are cancelled: the process exits within 5 s."""
 RESERVED_FDS = 64
 """File descriptors kept for everything but client sockets: the listener, webhooks, logs."""
@@ -158,6 +162,7 @@ def server_config(app: Any, *, max_connections: int | None = None, **options: An
         app,
         http=guarded_protocol(getattr(getattr(app, "state", None), "backend", Defaults()), max_connections),
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         access_log=False,
         **options,
     )
