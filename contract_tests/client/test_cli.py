@@ -501,3 +501,16 @@ def test_ctrl_c_during_a_sync_mode_submit_says_the_job_may_exist(
         code, _, err = run(capsys, "generate", "a fox", "--sync-mode", "--base-url", "https://gateway.test")
     assert code == ExitCode.INTERRUPTED
     assert "interrupted after the submit was sent" in err and "may have accepted (and charged)" in err
+
+
+def test_batch_refuses_a_webhook_url_that_is_not_http_and_a_missing_log(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "jobs.jsonl"
+    source.write_text('{"prompt": "x"}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["batch", str(source), "--webhook-url", "ftp://host/hook"])
+    assert exit_info.value.code == 2
+    assert "expected an http:// or https:// URL" in capsys.readouterr().err
+    code, _, err = run(capsys, "batch", str(source), "--recover-from", str(tmp_path / "missing.jsonl"))
+    assert code == 2 and "--recover-from" in err and "No such file" in err
