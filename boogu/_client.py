@@ -44,6 +44,7 @@ from ._flows import (
     refused,
     step,
 )
+from ._gate import PriorityGate
 from ._http import (
     ASYNC_HOOKS,
     DEFAULT_TIMEOUT,
@@ -394,7 +395,7 @@ class AsyncBoogu(_ClientBase):
         super().__init__(api_key, options)
         self._sleep = sleep
         self._http = httpx.AsyncClient(**self._http_args(options, ASYNC_HOOKS))
-        self._connections = asyncio.Semaphore(self._slots)
+        self._connections = PriorityGate(self._slots)
         self._polls = PollScheduler(self._engine.runtime.monotonic, sleep)
         self.api = self._generated().set_async_httpx_client(self._http)
 
@@ -478,7 +479,8 @@ class AsyncBoogu(_ClientBase):
             return None
         if isinstance(effect, Await):
             return await effect.awaitable
-        async with self._connections:
+        new_job = isinstance(effect, ApiCall) and effect.operation.startswith("submit_")
+        async with self._connections.slot(1 if new_job else 0):  # jobs already accepted go first
             if isinstance(effect, ApiCall):
                 return await self._call(effect)
             return await self._fetch(effect)

@@ -11,7 +11,10 @@ connection) is submitted again, an invalid one (a 400: the line itself is wrong)
 cannot be decided: a submit whose answer never arrived (a timeout, a broken connection, a 5xx, or a
 process killed between handing the request to the transport and journaling the answer) may have
 created a job that the gateway offers no way to look up. Such a line is `uncertain` and is only
-submitted again with `resubmit_uncertain`, since that may make a second, charged job. A stopped
+submitted again with `resubmit_uncertain`, since that may make a second, charged job — unless the
+batch sent each line's submit with its own webhook URL (`webhook_url`): a delivery to that URL,
+read back from the receiver's log (`recover_from`), proves the job and names it, and the line is
+waited for without paying twice. A stopped
 batch drops the submits still waiting for the rate limit, and gives those on the wire a moment to be
 answered and journaled. The journal is locked while a batch runs, so that two runs of one batch
 cannot submit its lines twice.
@@ -42,12 +45,14 @@ from ._errors import (
     BadRequestError,
     BooguError,
     JobError,
+    NotFoundError,
     RateLimitError,
     ServerError,
 )
 from ._flows import SubmitRequest, SubmitWatch, job_units, safe_stem
 from ._media import image_reference
 from ._models import JobStatus, Submission
+from .webhooks import WebhookLog, line_webhook_url
 
 if TYPE_CHECKING:
     from mock_gateway.spec import Contract
@@ -72,6 +77,13 @@ class BatchItem:
     request: SubmitRequest
     fingerprint: str
     """A hash of the line, to notice an input file changed under an existing journal."""
+
+    @property
+    def webhook_line(self) -> str:
+        """What names this line's webhook URL (see `line_webhook_url`): its key, and its content's
+        fingerprint, so that a delivery for another batch's `line-1`, or for an earlier version of
+        the line, proves nothing about this one."""
+        return f"{self.key}@{self.fingerprint}"
 
     @property
     def num_images(self) -> int:
@@ -185,6 +197,8 @@ class ItemState:
     """The final status object, once finished."""
     files: list[str] = field(default_factory=list)
     detail: str | None = None
+    request_ids: set[str] = field(default_factory=set)
+    """Every job the journal records as accepted for the line (an ERROR job resubmitted leaves two)."""
 
 
 class Journal:
@@ -313,6 +327,8 @@ def _apply(state: ItemState, record: dict[str, Any]) -> None:
     state.detail = record.get("detail")
     if event == "accepted":
         state.request_id = record.get("request_id")
+        if isinstance(state.request_id, str):
+            state.request_ids.add(state.request_id)
         state.submitted_at = record.get("submitted_at")
     elif event == "finished":
         state.status = record.get("status")
@@ -411,6 +427,8 @@ class BatchRunner:
         concurrency: int = 4,
         resubmit_uncertain: bool = False,
         retry_errors: bool = True,
+        webhook_url: str | None = None,
+        recover_from: WebhookLog | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         if concurrency < 1:
@@ -422,6 +440,10 @@ class BatchRunner:
         self.concurrency = concurrency
         self.resubmit_uncertain = resubmit_uncertain
         self.retry_errors = retry_errors
+        self.webhook_url = webhook_url
+        """Each line's submit asks for its webhook at `line_webhook_url(webhook_url, item.webhook_line)`."""
+        self.recover_from = recover_from
+        """Deliveries to those URLs: an uncertain line with one is recovered instead of left alone."""
         self.on_progress = on_progress
         self.states = journal.load(items)
         self._submits: dict[str, asyncio.Task[Any]] = {}
@@ -464,7 +486,13 @@ class BatchRunner:
         if not self._wanted(state):
             return
         async with slots:
-            if state.phase in ("new", "rejected", "uncertain", "submitting") or _outcome(state) == "ERROR":
+            if state.phase in ("uncertain", "submitting") and self.recover_from is not None:
+                await self._recover(item, state, self.recover_from)
+            if (
+                state.phase in ("new", "rejected")
+                or (state.phase in ("uncertain", "submitting") and self.resubmit_uncertain)
+                or (state.phase == "finished" and _outcome(state) == "ERROR")
+            ):
                 await self._shielded(item, self._submit(item, state))
             if state.phase == "accepted":
                 await self._wait(item, state)
@@ -479,7 +507,7 @@ class BatchRunner:
             outcome = _outcome(state)
             return outcome == "COMPLETED" or (outcome == "ERROR" and self.retry_errors)
         if state.phase in ("uncertain", "submitting"):
-            return self.resubmit_uncertain
+            return self.resubmit_uncertain or self.recover_from is not None
         return True
 
     async def _shielded(self, item: BatchItem, work: Coroutine[Any, Any, T]) -> T:
@@ -521,10 +549,31 @@ class BatchRunner:
 
         return SubmitWatch(sending=sending, refused=refused)
 
+    async def _recover(self, item: BatchItem, state: ItemState, log: WebhookLog) -> None:
+        """Journal an uncertain line accepted if a webhook to its own URL names a job the journal does
+        not know yet, and the gateway confirms that job (a webhook is not signed): nothing is submitted."""
+        found = sorted(set(log.deliveries.get(item.webhook_line, {})) - state.request_ids)
+        if len(found) != 1:
+            problem = "no webhook for it in the log" if not found else f"webhooks of {len(found)} jobs"
+            self._note(item, state, f"{problem}: still uncertain ({', '.join(found)})".removesuffix(" ()"))
+            return
+        try:
+            await self.client.status(found[0])
+        except NotFoundError:
+            self._note(item, state, f"the gateway does not know {found[0]} from its webhook: still uncertain")
+            return
+        except BooguError as exc:  # the next run tries again
+            self._note(item, state, f"{exc}; still uncertain")
+            return
+        self._advance(item, state, "accepted", request_id=found[0], detail="recovered from its webhook")
+
     async def _submit_once(self, item: BatchItem, state: ItemState) -> float | None:
         """One submit and its journaled answer; the seconds to wait before another when rate limited."""
+        webhook = None if self.webhook_url is None else line_webhook_url(self.webhook_url, item.webhook_line)
         try:
-            submission = await self.client.submit(item.request, watch=self._watch(item, state))
+            submission = await self.client.submit(
+                item.request, webhook_url=webhook, watch=self._watch(item, state)
+            )
         except RateLimitError as exc:  # provably not accepted (journaled by the watch): try again later
             return self.client.rate_limit_delay(exc.retry_after)
         except APIConnectionError as exc:

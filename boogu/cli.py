@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from boogu_image_client.models import CustomImageSize, ImageEditRequest, ImageSizePreset, TextToImageRequest
 from boogu_image_client.models.image_size_preset import IMAGE_SIZE_PRESET_VALUES, check_image_size_preset
@@ -55,6 +56,7 @@ from ._http import BATCH_CONNECTIONS
 from ._media import image_reference
 from ._models import JobStatus, Result, Submission
 from .batch import BatchFileError, BatchItem, BatchRunner, BatchSummary, ItemState, Journal, load_items
+from .webhooks import WebhookLog, read_webhook_log
 
 
 class ExitCode(IntEnum):
@@ -324,12 +326,23 @@ def cmd_download(args: argparse.Namespace, out: Output) -> int:
     return ExitCode.OK
 
 
+def read_recovery(path: Path, out: Output) -> WebhookLog:
+    try:
+        log = read_webhook_log(path)
+    except OSError as exc:
+        raise ConfigurationError(f"--recover-from {path}: {exc.strerror or exc}") from None
+    if log.skipped:
+        out.note(f"{escape(str(path))}: skipped {log.skipped} line(s) that are not a webhook naming a line")
+    return log
+
+
 def cmd_batch(args: argparse.Namespace, out: Output) -> int:
     if args.concurrency < 1:
         raise ConfigurationError("--concurrency must be >= 1")
     items = load_items(args.file)
+    recovery = None if args.recover_from is None else read_recovery(args.recover_from, out)
     journal = Journal(args.journal or Path(args.out) / "batch-journal.jsonl")
-    summary, on_the_wire = asyncio.run(run_batch(args, out, items, journal))
+    summary, on_the_wire = asyncio.run(run_batch(args, out, items, journal, recovery))
     show_summary(out, summary, journal, on_the_wire)
     if summary.interrupted:
         return ExitCode.INTERRUPTED
@@ -337,7 +350,11 @@ def cmd_batch(args: argparse.Namespace, out: Output) -> int:
 
 
 async def run_batch(
-    args: argparse.Namespace, out: Output, items: list[BatchItem], journal: Journal
+    args: argparse.Namespace,
+    out: Output,
+    items: list[BatchItem],
+    journal: Journal,
+    recovery: WebhookLog | None = None,
 ) -> tuple[BatchSummary, list[str]]:
     """The batch's summary, and the lines whose submit was still unanswered when it stopped."""
     options = client_options(args, out)
@@ -393,6 +410,8 @@ async def run_batch(
                 concurrency=args.concurrency,
                 resubmit_uncertain=args.resubmit_uncertain,
                 retry_errors=not args.no_retry_errors,
+                webhook_url=args.webhook_url,
+                recover_from=recovery,
                 on_progress=on_progress,
             )
             with progress:
@@ -462,6 +481,14 @@ def image_size(value: str) -> ImageSizePreset | CustomImageSize:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT or one of {presets}") from None
 
 
+def http_url(value: str) -> str:
+    """A URL the gateway can call back (X-Webhook-URL is `^https?://`)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {value[:80]!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     connection = common.add_argument_group("gateway")
@@ -504,7 +531,7 @@ def parser() -> argparse.ArgumentParser:
     params.add_argument("--seed", type=int)
     params.add_argument("--no-safety-checker", action="store_true")
     params.add_argument("--sync-mode", action="store_true", help="images inline in the answer (no polling)")
-    job.add_argument("--webhook-url", help="also POST the final status object here")
+    job.add_argument("--webhook-url", type=http_url, help="also POST the final status object here")
     job.add_argument("--out", default=".", help="folder for the images (default: the current one)")
     job.add_argument("--no-download", action="store_true", help="print the image URLs instead")
 
@@ -554,6 +581,19 @@ def parser() -> argparse.ArgumentParser:
         "--resubmit-uncertain",
         action="store_true",
         help="submit again lines whose submit got no answer (they may become duplicate, charged jobs)",
+    )
+    batch.add_argument(
+        "--webhook-url",
+        type=http_url,
+        metavar="URL",
+        help="send each line's webhook to URL/<line> (a `python -m boogu.webhooks --log FILE` receiver), "
+        "so that --recover-from FILE can recover its uncertain lines",
+    )
+    batch.add_argument(
+        "--recover-from",
+        type=Path,
+        metavar="WEBHOOK_LOG",
+        help="accept (and wait for, never resubmit) each uncertain line whose webhook is in this log",
     )
     batch.add_argument(
         "--no-retry-errors",

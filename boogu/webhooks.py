@@ -8,8 +8,12 @@ anyone who learns the URL can post one: confirm with `client.status(request_id)`
         submission = client.submit(request, webhook_url=receiver.url)
         final = receiver.wait_for(submission.request_id, timeout=120)
 
-It receives on one path, `/boogu-webhook` unless `path=` (`--path`) says otherwise, and answers 404
-to a POST anywhere else.
+It receives on one path, `/boogu-webhook` unless `path=` (`--path`) says otherwise, and on any
+path below it: `PATH/<line>` names what the job was for (a batch sends each line's submit with its
+own `line_webhook_url`), and `line_of` gives that name back. A POST anywhere else answers 404.
+`python -m boogu.webhooks --log FILE` appends each delivery (its status object and its `line`) to
+FILE, which `read_webhook_log` reads back: `boogu batch --recover-from FILE` uses it to recover
+uncertain lines without submitting them again.
 """
 
 from __future__ import annotations
@@ -17,14 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from boogu_image_client.models import RequestStatus
 
@@ -50,6 +58,24 @@ def webhook_path(value: str) -> str:
             f"? or #; got {value[:80]!r}"
         )
     return value
+
+
+def line_webhook_url(base: str, line: str) -> str:
+    """`base` with `line` (any text, percent-encoded as one path segment) appended to its path: a
+    receiver on `base`'s path records `line` with the delivery (see `WebhookReceiver.line_of`)."""
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{quote(line, safe='')}"))
+
+
+def _line_in(path: str, base: str) -> str | None:
+    """The line named by a request `path` below the receiver's `base` path; "" for `base` itself,
+    None for a path outside it (or an empty or nested suffix, which no `line_webhook_url` makes)."""
+    if path == base:
+        return ""
+    suffix = path.removeprefix(base.rstrip("/") + "/")
+    if suffix == path or not suffix or "/" in suffix or "?" in suffix or "#" in suffix:
+        return None
+    return unquote(suffix, errors="strict")
 
 
 def parse_webhook(body: bytes | str | Mapping[str, Any]) -> RequestStatus:
@@ -100,6 +126,7 @@ class WebhookReceiver:
         self.path = webhook_path(path)
         self._on_status = on_status
         self._received: dict[str, RequestStatus] = {}
+        self._lines: dict[str, str] = {}
         self._arrived = threading.Condition()
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
@@ -137,9 +164,16 @@ class WebhookReceiver:
                 raise TimeoutError(f"no webhook for {request_id} within {timeout} s")
             return self._received[request_id]
 
-    def _deliver(self, status: RequestStatus) -> None:
+    def line_of(self, request_id: str) -> str | None:
+        """The line named by the path that `request_id`'s webhook was delivered to (None: the base path)."""
+        with self._arrived:
+            return self._lines.get(request_id)
+
+    def _deliver(self, status: RequestStatus, line: str) -> None:
         with self._arrived:
             self._received[status.request_id] = status
+            if line:
+                self._lines[status.request_id] = line
             self._arrived.notify_all()
         if self._on_status is not None:
             self._on_status(status)
@@ -149,7 +183,11 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                if self.path != receiver.path:
+                try:
+                    line = _line_in(self.path, receiver.path)
+                except UnicodeDecodeError:
+                    line = None
+                if line is None:
                     self._answer(HTTPStatus.NOT_FOUND, "not the webhook path")
                     return
                 length = int(self.headers.get("Content-Length") or 0)
@@ -165,7 +203,7 @@ class WebhookReceiver:
                 except WebhookError as exc:
                     self._answer(HTTPStatus.BAD_REQUEST, str(exc))
                     return
-                receiver._deliver(status)
+                receiver._deliver(status, line)
                 self._answer(HTTPStatus.NO_CONTENT, "")
 
             def _answer(self, code: HTTPStatus, message: str) -> None:
@@ -181,6 +219,65 @@ class WebhookReceiver:
                 logger.debug("webhook %s", format % args)
 
         return Handler
+
+
+MAX_LOG_LINE = 2 * MAX_BODY_BYTES
+"""A logged delivery is a body of at most MAX_BODY_BYTES and its line: a longer log line is skipped."""
+
+
+def log_record(status: RequestStatus, line: str | None) -> str:
+    """One line of a webhook log: the status object, with the `line` its URL named (if any)."""
+    record = status.to_dict()
+    if line:
+        record["line"] = line
+    return json.dumps(record)
+
+
+@dataclass
+class WebhookLog:
+    """What a webhook log proves: for each line, the jobs (by request id) whose webhook named it."""
+
+    deliveries: dict[str, dict[str, RequestStatus]] = field(default_factory=dict)
+    skipped: int = 0
+    """Log lines that are not a valid delivery naming a line (cut short, not JSON, not UTF-8, forged ...)."""
+
+
+def read_webhook_log(path: str | os.PathLike[str]) -> WebhookLog:
+    """Read a log written by `python -m boogu.webhooks --log`, skipping (and counting) every line
+    that is not a valid status object with a `line`, and reading no line beyond MAX_LOG_LINE bytes."""
+    log = WebhookLog()
+    with Path(path).open("rb") as file:
+        while raw := file.readline(MAX_LOG_LINE + 1):
+            if len(raw) > MAX_LOG_LINE and not raw.endswith(b"\n"):
+                while (rest := file.readline(MAX_LOG_LINE)) and not rest.endswith(b"\n"):
+                    pass  # the rest of an overlong line
+                log.skipped += 1
+                continue
+            if not raw.strip():
+                continue
+            delivery = _delivery(raw)
+            if delivery is None:
+                log.skipped += 1
+                continue
+            line, status = delivery
+            log.deliveries.setdefault(line, {})[status.request_id] = status
+    return log
+
+
+def _delivery(raw: bytes) -> tuple[str, RequestStatus] | None:
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(record, dict):
+        return None
+    line = record.pop("line", None)
+    if not isinstance(line, str) or not line:
+        return None
+    try:
+        return line, parse_webhook(record)
+    except (WebhookError, UnknownStatusError):  # not a status object, or one this client cannot act on
+        return None
 
 
 def _path_argument(value: str) -> str:
@@ -201,17 +298,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_PATH,
         help="the URL path to receive on; a POST to any other answers 404 (default: %(default)s)",
     )
+    parser.add_argument(
+        "--log",
+        type=Path,
+        metavar="FILE",
+        help="also append each delivery to FILE, for `boogu batch --recover-from FILE`",
+    )
     args = parser.parse_args(argv)
+    writing = threading.Lock()
+    log = args.log.open("a", encoding="utf-8") if args.log else None
 
     def show(status: RequestStatus) -> None:
-        print(json.dumps(status.to_dict()), flush=True)
+        record = log_record(status, receiver.line_of(status.request_id))
+        with writing:
+            print(record, flush=True)
+            if log is not None:
+                log.write(record + "\n")
+                log.flush()
 
-    with WebhookReceiver(args.host, args.port, path=args.path, on_status=show) as receiver:
-        print(f"receiving webhooks on {receiver.url}", file=sys.stderr, flush=True)
-        try:
+    try:
+        with WebhookReceiver(args.host, args.port, path=args.path, on_status=show) as receiver:
+            print(f"receiving webhooks on {receiver.url}", file=sys.stderr, flush=True)
             threading.Event().wait()
-        except KeyboardInterrupt:
-            return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if log is not None:
+            log.close()
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from boogu.batch import BatchFileError, BatchRunner, ItemState, Journal, load_items, summarize
+from boogu.webhooks import WebhookReceiver, line_webhook_url, log_record, read_webhook_log
 from contract_tests.client.helpers import image_bytes, journal, mock_async_client, wallet
 from mock_gateway.testing import MockGateway
 from mock_gateway.testing import mock_gateway as mock_gateway_for
@@ -264,3 +265,71 @@ async def test_a_batch_stopped_while_rate_limited_submits_nothing_more(tmp_path:
             assert len([e for e in journal(gateway) if e["method"] == "POST"]) == posts
     assert summary.interrupted and summary.uncertain == 0
     assert summary.not_submitted + summary.rejected + summary.pending + summary.completed == 6
+
+
+async def test_an_uncertain_line_is_recovered_from_its_webhook_without_paying_twice(
+    mock_gateway_server: MockGateway, tmp_path: Path
+) -> None:
+    """A kill in the gap: the submit reached the gateway, its answer was never journaled. The webhook
+    sent to the line's own URL names the job, and the recovery waits for it instead of paying again."""
+    items = load_items(jsonl(tmp_path / "jobs.jsonl", {"prompt": "a fox"}, {"prompt": "an owl", "id": "owl"}))
+    path, log = tmp_path / "j.jsonl", tmp_path / "webhooks.jsonl"
+    killed = Journal(path)
+    killed.load(items)
+    for item in items:
+        killed.record("submitting", item)  # only line-1's request left before the kill
+    killed.close()
+    with WebhookReceiver() as receiver:
+        async with mock_async_client(mock_gateway_server) as client:
+            sent = await client.submit(
+                items[0].request, webhook_url=line_webhook_url(receiver.url, items[0].webhook_line)
+            )
+            final = await asyncio.to_thread(receiver.wait_for, sent.request_id, 10)
+            delivery = log_record(final, receiver.line_of(sent.request_id))
+            forged = json.loads(delivery) | {
+                "request_id": "boogu-image_forged",
+                "line": items[1].webhook_line,
+            }
+            log.write_bytes(
+                b"\n".join(
+                    [
+                        delivery.encode(),
+                        delivery.encode(),  # the gateway delivered it twice
+                        json.dumps(json.loads(delivery) | {"line": "line-1@0000000000000000"}).encode(),
+                        json.dumps(forged).encode(),  # a stranger's post: the gateway knows no such job
+                        b"{not json",
+                        b'{"line": "line-1", "status": "\xff"}',
+                        b"[" * 100_000,
+                        b'{"line": "' + b"x" * (3 * 1024 * 1024) + b'"}',
+                        b"",
+                    ]
+                )
+            )
+            recovered = await BatchRunner(
+                client, items, Journal(path), tmp_path / "out", recover_from=read_webhook_log(log)
+            ).run()
+    assert read_webhook_log(log).skipped == 4
+    assert (recovered.completed, recovered.uncertain_lines, recovered.charged_images) == (1, ["owl"], 1)
+    assert [e["status"] for e in journal(mock_gateway_server) if e["method"] == "POST"] == [202]
+    assert wallet(mock_gateway_server)["charged"] == Decimal("0.02")
+    states = Journal(path).load(items)
+    assert states["line-1"].request_id == sent.request_id and states["owl"].phase == "submitting"
+
+
+async def test_each_line_is_submitted_with_its_own_webhook_url(
+    mock_gateway_server: MockGateway, tmp_path: Path
+) -> None:
+    items = load_items(jsonl(tmp_path / "jobs.jsonl", {"prompt": "a", "id": "a/b c?"}, {"prompt": "b"}))
+    with WebhookReceiver(path="/hooks") as receiver:
+        async with mock_async_client(mock_gateway_server) as client:
+            summary = await BatchRunner(
+                client, items, Journal(tmp_path / "j.jsonl"), tmp_path / "out", webhook_url=receiver.url
+            ).run()
+        states = Journal(tmp_path / "j.jsonl").load(items)
+        lines = {
+            receiver.line_of(state.request_id or "")
+            for state in states.values()
+            for _ in [await asyncio.to_thread(receiver.wait_for, state.request_id or "", 10)]
+        }
+    assert summary.completed == 2
+    assert lines == {item.webhook_line for item in items}

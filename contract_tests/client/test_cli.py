@@ -25,7 +25,8 @@ from boogu_image_client.models import RequestStatus
 from PIL import Image
 
 from boogu.cli import ExitCode, main
-from contract_tests.client.helpers import image_bytes
+from boogu.webhooks import WebhookReceiver, log_record
+from contract_tests.client.helpers import image_bytes, journal
 from contract_tests.conftest import audit
 from mock_gateway.config import MockConfig
 from mock_gateway.testing import MockGateway, gateway_process
@@ -501,3 +502,48 @@ def test_ctrl_c_during_a_sync_mode_submit_says_the_job_may_exist(
         code, _, err = run(capsys, "generate", "a fox", "--sync-mode", "--base-url", "https://gateway.test")
     assert code == ExitCode.INTERRUPTED
     assert "interrupted after the submit was sent" in err and "may have accepted (and charged)" in err
+
+
+def test_batch_refuses_a_webhook_url_that_is_not_http_and_a_missing_log(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "jobs.jsonl"
+    source.write_text('{"prompt": "x"}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["batch", str(source), "--webhook-url", "ftp://host/hook"])
+    assert exit_info.value.code == 2
+    assert "expected an http:// or https:// URL" in capsys.readouterr().err
+    code, _, err = run(capsys, "batch", str(source), "--recover-from", str(tmp_path / "missing.jsonl"))
+    assert code == 2 and "--recover-from" in err and "No such file" in err
+
+
+def test_a_batch_recovers_a_line_killed_in_the_gap_from_its_webhook_log(
+    gateway: MockGateway, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`--webhook-url` gives the line its own URL; after a kill between the gateway's acceptance and
+    the journal's `accepted`, `--recover-from` waits for that job instead of paying for another."""
+    source, out, log = tmp_path / "jobs.jsonl", tmp_path / "out", tmp_path / "hooks.jsonl"
+    source.write_text('{"prompt": "a fox", "id": "fox"}\n')
+
+    def append(status: RequestStatus) -> None:
+        with log.open("a") as file:
+            file.write(log_record(status, receiver.line_of(status.request_id)) + "\n")
+
+    with WebhookReceiver(on_status=append) as receiver:
+        code, _, _ = run(capsys, "batch", str(source), "--out", str(out), "--webhook-url", receiver.url)
+        assert code == ExitCode.OK
+        request_id = json.loads((out / "batch-journal.jsonl").read_text().splitlines()[1])["request_id"]
+        receiver.wait_for(request_id, timeout=10)
+    journal_file = out / "batch-journal.jsonl"
+    records = journal_file.read_text().splitlines()
+    journal_file.write_text(records[0] + "\n")  # killed right after `submitting`
+    for image in out.glob("fox_*"):
+        image.unlink()
+    code, _, err = run(capsys, "batch", str(source), "--out", str(out))
+    assert code == ExitCode.BATCH_INCOMPLETE and "uncertain" in err
+    code, stdout, _ = run(
+        capsys, "batch", str(source), "--out", str(out), "--recover-from", str(log), "--json"
+    )
+    assert code == ExitCode.OK, stdout
+    assert json.loads(stdout)["completed"] == 1 and list(out.glob("fox_*"))
+    assert [e["status"] for e in journal(gateway) if e["method"] == "POST"] == [202]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 
 from boogu import webhooks
-from boogu.webhooks import DEFAULT_PATH, WebhookReceiver, webhook_path
+from boogu.webhooks import DEFAULT_PATH, WebhookReceiver, line_webhook_url, read_webhook_log, webhook_path
 
 STATUS = {
     "request_id": "boogu-image_1",
@@ -91,3 +94,51 @@ def test_the_command_line_documents_the_path(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         webhooks.main(["--help"])
     assert "(default: /boogu-webhook)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("suffix", "line"),
+    [("/line-1%40ab", "line-1@ab"), ("/a%2Fb%20c%3F", "a/b c?"), ("/caf%C3%A9", "café")],
+)
+def test_a_path_below_the_receiver_names_the_line(suffix: str, line: str) -> None:
+    with WebhookReceiver(path="/in") as receiver:
+        assert post(receiver.url + suffix) == 204
+        assert receiver.line_of("boogu-image_1") == line
+        assert line_webhook_url(receiver.url, line) == receiver.url + suffix
+
+
+@pytest.mark.parametrize("suffix", ["/", "/a/b", "/%ff", "/a?x=1", "x"])
+def test_a_path_that_names_no_line_is_a_404(suffix: str) -> None:
+    with WebhookReceiver(path="/in") as receiver:
+        assert post(receiver.url + suffix) == 404
+        assert receiver.received() == {}
+
+
+def test_line_webhook_url_keeps_the_query() -> None:
+    assert line_webhook_url("https://h/hook/?token=t", "k") == "https://h/hook/k?token=t"
+
+
+def test_the_command_line_appends_each_delivery_with_its_line(tmp_path: Path) -> None:
+    log = tmp_path / "hooks.jsonl"
+    log.write_text('{"old": "line"}\n')
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "boogu.webhooks", "--port", "0", "--log", str(log)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert receiver.stderr is not None
+        url = receiver.stderr.readline().split()[-1]
+        bodies = [{**STATUS, "request_id": f"boogu-image_{n}"} for n in range(8)]
+        with ThreadPoolExecutor(4) as pool:
+            codes = list(pool.map(lambda n: post(line_webhook_url(url, f"k{n}"), bodies[n]), range(8)))
+        assert codes == [204] * 8
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+    read = read_webhook_log(log)
+    assert read.skipped == 1
+    assert {line: list(jobs) for line, jobs in read.deliveries.items()} == {
+        f"k{n}": [f"boogu-image_{n}"] for n in range(8)
+    }
