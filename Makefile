@@ -53,7 +53,7 @@ docs: setup build/docs/index.html ## the offline HTML reference of openapi.yaml,
 # Rebuilt only when a source changed, so that `make dist` during the tests never rewrites it under them.
 build/docs/index.html: openapi.yaml redocly.yaml tools/offline_docs.py package-lock.json | $(VENV)/.installed node_modules/.installed
 	npm run --silent docs
-	$(PY) tools/offline_docs.py
+	$(PY) tools/offline_docs.py $@
 
 clients: setup ## the TypeScript client and OpenAPI Generator's typescript-fetch and python clients, built in build/clients/
 	$(PY) tools/client_smoke.py --build-only

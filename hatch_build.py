@@ -34,6 +34,7 @@ class DocsHook(BuildHookInterface):  # type: ignore[type-arg]
             npm = shutil.which("npm")
             if npm is None or not (root / "node_modules").is_dir():
                 raise RuntimeError(f"{HTML} is missing or stale and cannot be built here: run `make docs`")
+            # the two steps of `make docs`
             subprocess.run([npm, "run", "--silent", "docs"], cwd=root, check=True)
-            subprocess.run([sys.executable, "tools/offline_docs.py"], cwd=root, check=True)  # as `make docs`
+            subprocess.run([sys.executable, "tools/offline_docs.py", str(html)], cwd=root, check=True)
         build_data["force_include"][str(html)] = PACKED_AS[self.target_name]
