@@ -2,7 +2,7 @@
 
 The page is what `make docs` builds (Redocly, everything inlined, no outside request). The hook builds
 it when it is missing or older than openapi.yaml or redocly.yaml, and packs it into the wheel as
-`mock_gateway/docs/index.html`, and into the sdist where it was, so that a wheel built from the sdist
+`boogu_contract/docs/index.html`, and into the sdist where it was, so that a wheel built from the sdist
 needs no Node.js. Editable installs read `build/docs/` in the checkout instead.
 """
 
@@ -18,7 +18,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 HTML = Path("build/docs/index.html")
 SOURCES = ("openapi.yaml", "redocly.yaml", "tools/offline_docs.py")
-PACKED_AS = {"wheel": "mock_gateway/docs/index.html", "sdist": str(HTML)}
+PACKED_AS = {"wheel": "boogu_contract/docs/index.html", "sdist": str(HTML)}
 
 
 class DocsHook(BuildHookInterface):  # type: ignore[type-arg]

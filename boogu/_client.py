@@ -22,6 +22,8 @@ import httpx
 from boogu_image_client import AuthenticatedClient
 from boogu_image_client.models import ImageEditRequest, TextToImageRequest
 
+from boogu_contract import wire
+
 from ._errors import ConfigurationError
 from ._flows import (
     GENERATED_PARSE_ERRORS,
@@ -65,9 +67,9 @@ from ._retry import RetryPolicy, retry_after_delay
 from ._scheduler import PollScheduler
 from ._throttle import RateLimiter
 
-API_KEY_ENV = "BOOGU_API_KEY"
-BASE_URL_ENV = "BOOGU_BASE_URL"
-DEFAULT_BASE_URL = "https://gateway.pixazo.ai"
+API_KEY_ENV = wire.API_KEY_ENV
+BASE_URL_ENV = wire.BASE_URL_ENV
+DEFAULT_BASE_URL = wire.DEFAULT_BASE_URL
 DEFAULT_WAIT_TIMEOUT = 600.0
 """Seconds `wait` gives a job by default: far beyond the longest job (50 steps × 4 images ≈ 100 s)."""
 

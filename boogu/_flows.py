@@ -26,7 +26,9 @@ from boogu_image_client.api.image_edit import submit_image_edit
 from boogu_image_client.api.status import get_request_status
 from boogu_image_client.api.text_to_image import submit_text_to_image
 from boogu_image_client.models import ImageEditRequest, QueuedRequest, TextToImageRequest
-from boogu_image_client.types import Response, Unset
+from boogu_image_client.types import Response
+
+from boogu_contract import wire
 
 from ._errors import (
     APIConnectionError,
@@ -42,7 +44,7 @@ from ._errors import (
 from ._http import NotGiven, TimeoutArg, as_timeout, capped
 from ._media import SNIFF_BYTES, check_image, decode_data_uri, extension_for
 from ._models import JobStatus, Result, Submission
-from ._polling import DEFAULT_UNITS, Latency, PaceModel, PollPolicy, Timeline
+from ._polling import DEFAULT_UNITS, Latency, PaceModel, PollPolicy, Timeline, job_units
 from ._retry import RetryPolicy, backoff_delay, decide, describe, parse_retry_after, request_was_sent
 from ._throttle import RateLimiter
 
@@ -224,13 +226,6 @@ class Tally:
 
 
 SubmitRequest = TextToImageRequest | ImageEditRequest
-
-
-def job_units(request: SubmitRequest) -> int:
-    """Inference steps × images: what the job's duration is proportional to."""
-    steps = 30 if isinstance(request.num_inference_steps, Unset) else request.num_inference_steps
-    images = 1 if isinstance(request.num_images, Unset) else request.num_images
-    return steps * images
 
 
 def safe_stem(name: str) -> str:
@@ -537,7 +532,7 @@ class Engine:
             and submission.finished is None  # a sync-mode answer says nothing about the pace
             and began
             and completed
-            and status.status in ("COMPLETED", "FAILED")
+            and status.status in wire.CHARGED_STATUSES  # ran to its end
         ):
             self.pace.observe(submission.units, (completed - began).total_seconds())
         return self.result_of(status, status_calls=calls)

@@ -16,7 +16,9 @@ from typing import Any, Final
 
 import httpx
 
-KEY_HEADER: Final = "Ocp-Apim-Subscription-Key"
+from boogu_contract import wire
+
+KEY_HEADER: Final = wire.KEY_HEADER
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=5.0)
 """Every call has a timeout unless the caller turns it off explicitly (the generated client has none)."""
 

@@ -19,9 +19,11 @@ from boogu_image_client.models import (
 )
 from boogu_image_client.models.status import STATUS_VALUES
 
+from boogu_contract import wire
+
 StatusValue = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED", "ERROR", "UNKNOWN"]
 """The statuses of the contract, plus UNKNOWN for one a newer gateway sends (see `JobStatus.raw_status`)."""
-TERMINAL_STATUSES: frozenset[str] = frozenset({"COMPLETED", "FAILED", "ERROR"})
+TERMINAL_STATUSES: frozenset[str] = wire.TERMINAL_STATUSES
 
 
 class TextToImageParams(TypedDict, total=False):
@@ -94,10 +96,6 @@ class JobStatus:
         if self.status == "UNKNOWN":
             raise ValueError(f"status {self.raw_status!r} is not in the contract this client was built from")
         return RequestStatus.from_dict(self.to_dict())
-
-    @classmethod
-    def from_model(cls, model: RequestStatus) -> JobStatus:
-        return cls.parse(model.to_dict())
 
     @classmethod
     def parse(cls, data: object) -> JobStatus:

@@ -16,13 +16,34 @@ import math
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+import attrs
+from boogu_image_client.models import ImageEditRequest, TextToImageRequest
+from boogu_image_client.types import Unset
 
 from ._models import JobStatus
 
 SECONDS_PER_UNIT = 0.5
 """Gateway seconds per inference step per image: 30 steps × 1 image take 15 s."""
-DEFAULT_UNITS = 30
-"""The size of a job with default parameters, for a job whose parameters are unknown."""
+
+
+def job_units(request: TextToImageRequest | ImageEditRequest) -> int:
+    """Inference steps × images: what the job's duration is proportional to. A field left unset takes
+    the spec's default, as the generated model carries it."""
+    defaults = attrs.fields_dict(type(request))
+    steps, images = request.num_inference_steps, request.num_images
+    return _given(steps, defaults["num_inference_steps"].default) * _given(
+        images, defaults["num_images"].default
+    )
+
+
+def _given(value: int | Unset, default: Any) -> int:
+    return int(default) if isinstance(value, Unset) else value
+
+
+DEFAULT_UNITS = job_units(TextToImageRequest(prompt=""))
+"""The size of a job with the spec's default parameters, for a job whose parameters are unknown."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 from boogu_image_client.models import ImageEditRequest, TextToImageRequest
 
+from boogu_contract import wire
+
 from ._client import AsyncBoogu
 from ._errors import (
     APIConnectionError,
@@ -49,13 +51,15 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
-from ._flows import SubmitRequest, SubmitWatch, job_units, safe_stem
+from ._flows import SubmitRequest, SubmitWatch, safe_stem
 from ._media import image_reference
 from ._models import JobStatus, Submission
+from ._polling import job_units
 from .webhooks import WebhookLog, line_webhook_url
 
 if TYPE_CHECKING:
-    from mock_gateway.spec import Contract
+    from boogu_contract import Contract
+
 
 T = TypeVar("T")
 
@@ -147,7 +151,7 @@ URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 def _contract() -> Contract:
     """openapi.yaml's compiled request schemas, as the mock gateway checks them: loaded on the first
     batch, so that the other commands do not pay for compiling the contract."""
-    from mock_gateway.spec import Contract
+    from boogu_contract import Contract
 
     return Contract()
 
@@ -375,7 +379,7 @@ def summarize(items: list[BatchItem], states: dict[str, ItemState], *, interrupt
         state = states[item.key]
         outcome = _outcome(state)
         charged = state.phase == "accepted" or (
-            state.phase in ("finished", "downloaded") and outcome in ("COMPLETED", "FAILED")
+            state.phase in ("finished", "downloaded") and outcome in wire.CHARGED_STATUSES
         )
         if charged:
             summary.charged_images += item.num_images

@@ -17,10 +17,8 @@ import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from boogu_image_client.models import CustomImageSize, ImageEditRequest, ImageSizePreset, TextToImageRequest
 from boogu_image_client.models.image_size_preset import IMAGE_SIZE_PRESET_VALUES, check_image_size_preset
@@ -29,7 +27,10 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from boogu_contract import wire
+
 from . import verify
+from ._args import ExitCode, http_url
 from ._client import AsyncBoogu, Boogu, ClientOptions, WaitOptions
 from ._errors import (
     APIConnectionError,
@@ -58,36 +59,7 @@ from ._models import JobStatus, Result, Submission
 from .batch import BatchFileError, BatchItem, BatchRunner, BatchSummary, ItemState, Journal, load_items
 from .webhooks import WebhookLog, read_webhook_log
 
-
-class ExitCode(IntEnum):
-    OK = 0
-    ERROR = 1
-    """Anything unexpected."""
-    USAGE = 2
-    """Bad arguments, no API key, an unusable batch file."""
-    BAD_REQUEST = 3
-    MODEL_NOT_FOUND = 4
-    UNAUTHORIZED = 5
-    FORBIDDEN = 6
-    INSUFFICIENT_BALANCE = 7
-    NOT_FOUND = 8
-    RATE_LIMITED = 9
-    SERVER_ERROR = 10
-    CONNECTION_ERROR = 11
-    """No answer; for a submit, the job may exist: check before submitting again."""
-    JOB_FAILED = 12
-    """The job ended FAILED (charged)."""
-    JOB_ERROR = 13
-    """The job ended ERROR (not charged)."""
-    UNKNOWN_STATUS = 14
-    WAIT_TIMEOUT = 15
-    """Still running at the deadline; `boogu wait ID` picks it up again."""
-    NOT_FINISHED = 16
-    DOWNLOAD_FAILED = 17
-    BATCH_INCOMPLETE = 18
-    """The batch ended with lines not completed; see its summary (running it again resumes it)."""
-    INTERRUPTED = 130
-
+__all__ = ["ExitCode", "exit_code_for", "main", "parser"]
 
 EXIT_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (ConfigurationError, ExitCode.USAGE),
@@ -481,21 +453,15 @@ def image_size(value: str) -> ImageSizePreset | CustomImageSize:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT or one of {presets}") from None
 
 
-def http_url(value: str) -> str:
-    """A URL the gateway can call back (X-Webhook-URL is `^https?://`)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {value[:80]!r}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     connection = common.add_argument_group("gateway")
     connection.add_argument(
-        "--base-url", help="gateway URL (default: $BOOGU_BASE_URL or https://gateway.pixazo.ai)"
+        "--base-url", help=f"gateway URL (default: ${wire.BASE_URL_ENV} or {wire.DEFAULT_BASE_URL})"
     )
-    connection.add_argument("--api-key", help="API key (default: $BOOGU_API_KEY, which keeps it out of `ps`)")
+    connection.add_argument(
+        "--api-key", help=f"API key (default: ${wire.API_KEY_ENV}, which keeps it out of `ps`)"
+    )
     connection.add_argument("--request-timeout", type=float, metavar="S", help="timeout of each HTTP call")
     connection.add_argument(
         "--max-retries", type=int, metavar="N", help="retries of a failed call (default 2)"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from mock_gateway import app as app_module
+from mock_gateway.server import _admin as admin_module
 from mock_gateway.testing import MockGateway
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,7 +177,7 @@ def require_built_docs() -> None:
 
 
 def test_docs_without_a_build_answer_404_saying_to_run_make_docs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_module, "docs_path", lambda: None)
+    monkeypatch.setattr(admin_module, "docs_path", lambda: None)
     with MockGateway() as gateway, gateway.http() as http:
         response = http.get("/docs")
     assert response.status_code == 404

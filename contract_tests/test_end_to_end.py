@@ -36,8 +36,8 @@ from boogu_image_client.types import Response, Unset
 from PIL import Image
 
 from contract_tests.spec_helpers import assert_response_conforms, reference_blocks
-from mock_gateway.clock import ManualClock
-from mock_gateway.config import MockConfig
+from mock_gateway.model._clock import ManualClock
+from mock_gateway.model._config import MockConfig
 from mock_gateway.testing import MockGateway
 
 KEY = "test-key"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import schemathesis
 
-from mock_gateway.config import MockConfig
+from mock_gateway.model._config import MockConfig
 from mock_gateway.testing import MockGateway
 
 # A balance that valid data cannot exhaust, jobs that finish at once, and a journal that keeps every call.

@@ -121,9 +121,14 @@ def gateway(venv: Venv, tmp_path: Path) -> Iterator[str]:
 def test_the_toolkit_wheel_packs_its_data_and_not_the_generated_client(dist: Path) -> None:
     (wheel,) = dist.glob("boogu_image_toolkit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for packed in ("mock_gateway/py.typed", "boogu/py.typed", "mock_gateway/openapi.yaml"):
+    for packed in (
+        "boogu_contract/py.typed",
+        "mock_gateway/py.typed",
+        "boogu/py.typed",
+        "boogu_contract/openapi.yaml",
+    ):
         assert packed in names
-    assert "mock_gateway/docs/index.html" in names
+    assert "boogu_contract/docs/index.html" in names
     assert not [name for name in names if name.startswith("boogu_image_client/")]
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("/METADATA"))).decode()
     assert "Requires-Dist: boogu-image-client" in metadata

@@ -1,5 +1,9 @@
 """An offline stand-in for the Boogu Image API gateway, driven by openapi.yaml.
 
+Four layers, each a package: `model` (the gateway's behaviour, no HTTP server), `server` (its HTTP
+edge and CLI), `contract_tools` (the validating proxy, cassettes, replay) and `testing` (the harness
+and, in `pytest_plugin`, its fixtures). They stand on `boogu_contract`.
+
 The names below load on first use (PEP 562): importing `mock_gateway` itself, as pytest does for the
 plugin `mock_gateway.pytest_plugin` in every run, must not pull in Starlette, Pillow or jsonschema.
 """
@@ -9,22 +13,31 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import _compat
+
 if TYPE_CHECKING:
-    from .app import create_app
-    from .backend import GatewayBackend, GatewayError
-    from .clock import Clock, ManualClock, OffsetClock, SystemClock
-    from .config import DEFAULT_API_KEY, MockConfig
+    from .model import (
+        DEFAULT_API_KEY,
+        Clock,
+        GatewayBackend,
+        GatewayError,
+        ManualClock,
+        MockConfig,
+        OffsetClock,
+        SystemClock,
+    )
+    from .server import create_app
 
 _EXPORTS = {
-    "DEFAULT_API_KEY": "config",
-    "Clock": "clock",
-    "GatewayBackend": "backend",
-    "GatewayError": "backend",
-    "ManualClock": "clock",
-    "MockConfig": "config",
-    "OffsetClock": "clock",
-    "SystemClock": "clock",
-    "create_app": "app",
+    "DEFAULT_API_KEY": "model",
+    "Clock": "model",
+    "GatewayBackend": "model",
+    "GatewayError": "model",
+    "ManualClock": "model",
+    "MockConfig": "model",
+    "OffsetClock": "model",
+    "SystemClock": "model",
+    "create_app": "server",
 }
 __all__ = [
     "DEFAULT_API_KEY",
@@ -37,6 +50,8 @@ __all__ = [
     "SystemClock",
     "create_app",
 ]
+
+_compat.install()
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,6 @@
 import sys
 
-from .extra import MockExtraMissing, require_mock_extra
+from ._extra import MockExtraMissing, require_mock_extra
 
 try:
     require_mock_extra()

@@ -43,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _testing() -> ModuleType:
     """`mock_gateway.testing`, imported on a fixture's first use; a clear failure without the extra."""
-    from .extra import MockExtraMissing, require_mock_extra
+    from ._extra import MockExtraMissing, require_mock_extra
 
     try:
         require_mock_extra()
@@ -57,7 +57,7 @@ def _testing() -> ModuleType:
 def _gateway(request: pytest.FixtureRequest, *, served: bool) -> MockGateway:
     """A gateway configured by the test's `mock_gateway` marker (its `replay` is for the replay fixtures)."""
     testing = _testing()
-    from .config import MockConfig
+    from .model import MockConfig
 
     marker = request.node.get_closest_marker("mock_gateway")
     settings = dict(marker.kwargs) if marker else {}

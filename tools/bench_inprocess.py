@@ -24,7 +24,7 @@ from boogu_image_client.api.status import get_request_status
 from boogu_image_client.api.text_to_image import submit_text_to_image
 from boogu_image_client.models import QueuedRequest, RequestStatus, TextToImageRequest
 
-from mock_gateway.config import DEFAULT_API_KEY, MockConfig
+from mock_gateway.model._config import DEFAULT_API_KEY, MockConfig
 from mock_gateway.testing import IN_PROCESS_URL, KEY_HEADER, MockGateway
 
 GOAL = 1.5

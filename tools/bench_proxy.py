@@ -22,7 +22,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from mock_gateway.config import DEFAULT_API_KEY
+from mock_gateway.model._config import DEFAULT_API_KEY
 from mock_gateway.testing import gateway_process
 
 SUBMIT = "/boogu-image/v1/boogu-image-request"

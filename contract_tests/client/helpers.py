@@ -10,7 +10,7 @@ import httpx
 from PIL import Image
 
 from boogu import AsyncBoogu, Boogu, Runtime
-from mock_gateway.jobs import iso_time as iso
+from boogu_contract import iso_time as iso
 from mock_gateway.testing import MockGateway
 
 BASE = "https://gateway.test"

@@ -28,7 +28,7 @@ from boogu.cli import ExitCode, main
 from boogu.webhooks import WebhookReceiver, log_record
 from contract_tests.client.helpers import image_bytes, journal
 from contract_tests.conftest import audit
-from mock_gateway.config import MockConfig
+from mock_gateway.model._config import MockConfig
 from mock_gateway.testing import MockGateway, gateway_process
 
 BOOGU = Path(sys.executable).with_name("boogu")

@@ -364,7 +364,7 @@ def scripted_job(clock: FakeClock, duration: float, *, started: float | None = N
 
 
 def _iso(at: float) -> str:
-    from mock_gateway.jobs import iso_time
+    from boogu_contract import iso_time
 
     return iso_time(at)
 

@@ -19,8 +19,8 @@ from boogu._retry import backoff_delay, decide, parse_retry_after
 from boogu._scheduler import PollScheduler
 from boogu._throttle import RateLimiter
 from boogu.webhooks import parse_webhook
+from boogu_contract import iso_time as iso
 from contract_tests.client.helpers import START, FakeClock, image_bytes, status_body
-from mock_gateway.jobs import iso_time as iso
 
 POLICY = RetryPolicy()
 NEVER_SENT = [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow dns"), httpx.PoolTimeout("pool full")]

@@ -15,11 +15,11 @@ import pytest
 from PIL import Image, ImageStat
 
 from contract_tests.spec_helpers import reference_json_blocks, schema_validator
-from mock_gateway import media
-from mock_gateway.backend import FAILED_MESSAGES, GatewayBackend, GatewayError, Submission
-from mock_gateway.clock import ManualClock
-from mock_gateway.config import ConfigError, MockConfig
-from mock_gateway.jobs import Outcome
+from mock_gateway.model import _media as media
+from mock_gateway.model._backend import FAILED_MESSAGES, GatewayBackend, GatewayError, Submission, SyncWait
+from mock_gateway.model._clock import ManualClock
+from mock_gateway.model._config import ConfigError, MockConfig
+from mock_gateway.model._jobs import Outcome
 
 BASE = "http://gateway.test"
 TEXT = "boogu-image"
@@ -72,9 +72,11 @@ def submit(
     webhook_url: str | None = None,
     outcome: str | None = None,
 ) -> Submission:
-    record = backend.authenticate(key)
-    answer = backend.submit(record, model, body, base_url=BASE, webhook_url=webhook_url, outcome=outcome)
-    assert isinstance(answer, Submission)  # unlimited capacity: sync mode never waits for a worker
+    admission = backend.admit(key, model)
+    answer = backend.submit(admission, body, base_url=BASE, webhook_url=webhook_url, outcome=outcome)
+    if isinstance(answer, SyncWait):  # unlimited capacity: sync mode never waits for a worker
+        assert answer.until <= backend.clock.now()
+        return backend.finish_sync(answer.job)
     return answer
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_gateway.backend import GatewayBackend, Submission, SyncWait
 from mock_gateway.cli import config_from, parser
-from mock_gateway.clock import ManualClock
-from mock_gateway.config import REALISTIC, ConfigError, MockConfig
-from mock_gateway.scheduler import WorkerPool, jitter, timeline
+from mock_gateway.model._backend import GatewayBackend, Submission, SyncWait
+from mock_gateway.model._clock import ManualClock
+from mock_gateway.model._config import REALISTIC, ConfigError, MockConfig
+from mock_gateway.model._scheduler import WorkerPool, jitter, timeline
 from mock_gateway.testing import MockGateway, gateway_process
 
 TEXT = "boogu-image"
@@ -32,7 +32,7 @@ def submit(backend: GatewayBackend, model: str = TEXT, **body: Any) -> Submissio
     body = {"prompt": "a red fox", **body}
     if model == EDIT:
         body.setdefault("image_url", "https://elsewhere.test/a.jpeg")
-    return backend.submit(backend.authenticate("test-key"), model, body, base_url=BASE)
+    return backend.submit(backend.admit("test-key", model), body, base_url=BASE)
 
 
 # --- the worker pool, alone ---------------------------------------------------------------------------

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mock_gateway.clock import ManualClock
-from mock_gateway.config import MockConfig
+from mock_gateway.model._clock import ManualClock
+from mock_gateway.model._config import MockConfig
 from mock_gateway.testing import MockGateway
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))

@@ -22,12 +22,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from boogu_contract.wire import ADMIN_TOKEN_ENV as TOKEN_ENV
 from mock_gateway import cli
-from mock_gateway.admin_auth import TOKEN_ENV
-from mock_gateway.clock import ManualClock
-from mock_gateway.config import MockConfig
+from mock_gateway.model._clock import ManualClock
+from mock_gateway.model._config import MockConfig
+from mock_gateway.model._webhooks import WebhookDispatcher, check_webhook_target
 from mock_gateway.testing import MockGateway, gateway_popen
-from mock_gateway.webhooks import WebhookDispatcher, check_webhook_target
 
 KEY = {"Ocp-Apim-Subscription-Key": "test-key"}
 TEXT_PATH = "/boogu-image/v1/boogu-image-request"

@@ -42,8 +42,8 @@ from contract_tests.spec_helpers import (
     response_validator,
     schema_validator,
 )
-from mock_gateway.clock import ManualClock
-from mock_gateway.config import MockConfig
+from mock_gateway.model._clock import ManualClock
+from mock_gateway.model._config import MockConfig
 from mock_gateway.testing import MockGateway
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from boogu_contract import iso_time
 from contract_tests.spec_helpers import schema_validator
-from mock_gateway.clock import ManualClock
-from mock_gateway.jobs import Job, JobStore, Outcome, iso_time, media_filename, uuid7
-from mock_gateway.scheduler import timeline
+from mock_gateway.model._clock import ManualClock
+from mock_gateway.model._jobs import Job, JobStore, Outcome, media_filename, uuid7
+from mock_gateway.model._scheduler import timeline
 
 T0 = 1_774_951_200.0
 """2026-03-31T10:00:00Z, the instant of the reference's examples and ManualClock's default start."""

@@ -19,7 +19,7 @@ import pytest
 
 HEAVY = ("starlette", "uvicorn", "PIL", "jsonschema", "jsonschema_rs", "rich", "httpx", "yaml", "orjson")
 PLUGIN = "mock_gateway.pytest_plugin"
-OWN = {"mock_gateway", PLUGIN}
+OWN = {"mock_gateway", "mock_gateway._compat", PLUGIN}  # _compat: the old module paths (stdlib only)
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| *(\S+)$", re.MULTILINE)
 RSS_BUDGET_KIB = 5 * 1024
 TIME_BUDGET_US = 30_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from mock_gateway.cassette import load
 from mock_gateway.cli import main
+from mock_gateway.contract_tools._cassette import load
 from mock_gateway.testing import MockGateway, gateway_process
 
 SUBMIT = "/boogu-image/v1/boogu-image-request"

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mock_gateway.conformance import Conformance, ContractViolation
-from mock_gateway.proxy import ContractProxy
+from boogu_contract import Conformance, ContractViolation
+from mock_gateway.contract_tools._proxy import ContractProxy
 from mock_gateway.testing import LiveServer
 
 from .drift import STATUS, SUBMIT, drifting_app, request_id, status_body

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mock_gateway.proxy import ContractProxy
+from mock_gateway.contract_tools._proxy import ContractProxy
 from mock_gateway.testing import LiveServer, MockGateway, free_port_socket
 
 from .test_mock_upstream import STATUS, SUBMIT

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from boogu_contract import Conformance
 from contract_tests.spec_helpers import operation
-from mock_gateway.backend import OUTCOME_HEADER
-from mock_gateway.conformance import Conformance
-from mock_gateway.proxy import ContractProxy
+from mock_gateway.contract_tools._proxy import ContractProxy
+from mock_gateway.model._backend import OUTCOME_HEADER
 from mock_gateway.testing import MockGateway
 
 SUBMIT = "/boogu-image/v1/boogu-image-request"

@@ -17,9 +17,9 @@ import pytest
 import vcr.serialize
 from vcr.serializers import yamlserializer
 
-from mock_gateway.cassette import CassetteError, CassetteWriter, Exchange, load
-from mock_gateway.proxy import ContractProxy
-from mock_gateway.replay import ReplayApp
+from mock_gateway.contract_tools._cassette import CassetteError, CassetteWriter, Exchange, load
+from mock_gateway.contract_tools._proxy import ContractProxy
+from mock_gateway.contract_tools._replay import ReplayApp
 from mock_gateway.testing import LiveServer, MockGateway, ReplayGateway
 
 from .test_mock_upstream import EDIT, REFERENCE, STATUS, SUBMIT

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from boogu.cli import main
-from mock_gateway.cassette import load
+from mock_gateway.contract_tools._cassette import load
 from mock_gateway.testing import LiveServer, MockGateway, free_port_socket
 
 from .drift import drifting_app
@@ -75,4 +75,4 @@ def test_the_base_url_must_be_http(monkeypatch, capsys):
     monkeypatch.setenv("BOOGU_API_KEY", "k")
     with pytest.raises(SystemExit) as exited:
         main(["verify", "--base-url", "gateway.pixazo.ai", "--yes"])
-    assert exited.value.code == 2 and "expected an http(s) URL" in capsys.readouterr().err
+    assert exited.value.code == 2 and "expected an http:// or https:// URL" in capsys.readouterr().err

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat, features
 
-from mock_gateway import media
-from mock_gateway.media import RenderSpec
+from mock_gateway.model import _media as media
+from mock_gateway.model._media import RenderSpec
 
 
 def spec(**changes: Any) -> RenderSpec:

@@ -3,8 +3,8 @@ import threading
 
 import pytest
 
-from mock_gateway.clock import ManualClock
-from mock_gateway.ratelimit import RateLimit, RateLimiter, retry_after_seconds
+from mock_gateway.model._clock import ManualClock
+from mock_gateway.model._ratelimit import RateLimit, RateLimiter, retry_after_seconds
 
 
 def approx(seconds: float) -> object:

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from mock_gateway.clock import ManualClock
-from mock_gateway.wallet import InsufficientBalance, LedgerEntry, Wallet
+from mock_gateway.model._clock import ManualClock
+from mock_gateway.model._wallet import InsufficientBalance, LedgerEntry, Wallet
 
 D = Decimal
 

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from mock_gateway.clock import ManualClock
-from mock_gateway.webhooks import WebhookDispatcher, check_webhook_target
+from mock_gateway.model._clock import ManualClock
+from mock_gateway.model._webhooks import WebhookDispatcher, check_webhook_target
 
 PAYLOAD = {"id": "req_1", "status": "succeeded", "result": {"images": []}}
 

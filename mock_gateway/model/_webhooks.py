@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import ipaddress
 import itertools
 import logging
+import ssl
 import threading
 import time
 from collections import deque
@@ -16,8 +18,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from mock_gateway.clock import Clock
-from mock_gateway.redact import redact_url, without_userinfo
+import httpx
+
+from boogu_contract import redact_url, without_userinfo
+
+from ._clock import Clock
 
 Sender = Callable[[str, dict[str, Any]], Awaitable[int]]
 """POSTs the payload as JSON and returns the status code; raises on connection errors and timeouts."""
@@ -254,3 +259,22 @@ class WebhookDispatcher:
         self._finished.append(delivery.id)
         while len(self._finished) > self._max_records:
             del self._deliveries[self._finished.popleft()]
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """Built once: a new httpx client would otherwise load the CA bundle on every delivery (~30 ms)."""
+    return ssl.create_default_context()
+
+
+async def post_json(url: str, payload: dict[str, Any]) -> int:
+    """Deliver one webhook: POST the status object as JSON and report the HTTP status.
+
+    Redirects are not followed, so an allowed loopback target cannot bounce the POST elsewhere.
+    """
+    # trust_env=False: a proxy from the environment must not carry loopback deliveries elsewhere.
+    async with httpx.AsyncClient(
+        timeout=5.0, verify=_tls(), follow_redirects=False, trust_env=False
+    ) as client:
+        response = await client.post(url, json=payload, headers={"User-Agent": "boogu-mock-gateway"})
+        return response.status_code

@@ -7,10 +7,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from .ratelimit import RateLimit
+from ._ratelimit import RateLimit
 
 DEFAULT_API_KEY = "test-key"
-MODELS = ("boogu-image", "boogu-image-edit")
 
 
 MAX_AMOUNT = Decimal(10) ** 12

@@ -13,28 +13,23 @@ A violation names the place with a JSON pointer into the message seen as
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from .journal import summarize_body
-from .redact import REDACTED, is_secret
-from .spec import Contract
+from ._contract import Contract, fast_valid, pointer_of
+from ._redact import REDACTED, is_secret, summarize_body
+from .wire import KEY_HEADER, STATUS_PATH, STATUSES, TERMINAL_STATUSES, submit_model
 
 Side = Literal["request", "response"]
-KEY_HEADER = "ocp-apim-subscription-key"
-TERMINAL = frozenset({"COMPLETED", "FAILED", "ERROR"})
-"""The finished statuses of the flow in `info.description`; `completed_at` is null until one of them."""
+_KEY = KEY_HEADER.lower()
 MAX_SHOWN = 200
 Found = tuple[str, str, str, str, Any]
 """A broken rule before it is dressed as a violation: pointer, rule, message, expected, value."""
@@ -60,11 +55,6 @@ class ContractViolation:
         return f"{self.side} {self.pointer or '/'} {self.rule}"
 
 
-def pointer_of(*parts: str | int) -> str:
-    """The JSON pointer (RFC 6901) of a path of keys and indexes."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
-
-
 def redact(value: Any, secrets: Collection[str]) -> Any:
     """A value safe to log and show: long strings cut, any secret (the caller's key) blanked out."""
     value = summarize_body(value)
@@ -83,24 +73,6 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-@dataclass(frozen=True, slots=True)
-class HeaderRule:
-    required: bool
-    integer: bool
-    """Headers are text; a header of integer schema is checked as the number it spells."""
-    validator: Draft202012Validator
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseRule:
-    """The compiled contract of one declared status of one operation."""
-
-    body: Draft202012Validator | None
-    fast_body: jsonschema_rs.Validator | None
-    headers: Mapping[str, HeaderRule]
-    """Declared response headers by lower-case name."""
-
-
 class Conformance:
     """Checks requests and responses of the API operations; remembers each request's status flow.
 
@@ -109,47 +81,14 @@ class Conformance:
 
     def __init__(self, contract: Contract | None = None, *, remembered: int = 10_000) -> None:
         self.contract = contract or Contract()
-        self._routes = [
-            (re.compile(_route_pattern(op.path)), op.method, op.operation_id)
-            for op in self.contract.operations.values()
-        ]
-        self._responses: dict[tuple[str, str], ResponseRule] = {}
         self._statuses: OrderedDict[str, str] = OrderedDict()
         self._remembered = remembered
         self._lock = threading.Lock()
 
-    # Routing ------------------------------------------------------------------------------------
-
     def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
         """The operationId and path parameters of a request, or None when it is no API operation."""
-        for pattern, op_method, operation_id in self._routes:
-            match = pattern.fullmatch(path)
-            if match and method.upper() == op_method:
-                return operation_id, {name: unquote(value) for name, value in match.groupdict().items()}
-        return None
-
-    def body_defaults(self, method: str, path: str) -> Mapping[str, Any]:
-        """The spec's defaults of the request body of the operation at (method, path), if any."""
-        routed = self.route(method, path)
-        return self.contract.operations[routed[0]].body_defaults if routed else {}
-
-    def declared(self, operation_id: str) -> list[str]:
-        return sorted(self._operation_node(operation_id)["responses"])
-
-    @cached_property
-    def _status_path(self) -> str:
-        return self.contract.operations["get_request_status"].path
-
-    def _needs_key(self, operation_id: str) -> bool:
-        requirements = self._operation_node(operation_id).get(
-            "security", self.contract.spec.get("security", [])
-        )
-        return any(requirements)
-
-    def _operation_node(self, operation_id: str) -> dict[str, Any]:
-        op = self.contract.operations[operation_id]
-        node: dict[str, Any] = self.contract.spec["paths"][op.path][op.method.lower()]
-        return node
+        routed = self.contract.route(method, path)
+        return (routed[0].operation_id, routed[1]) if routed else None
 
     # Requests -----------------------------------------------------------------------------------
 
@@ -168,9 +107,9 @@ class Conformance:
                 )
             )
 
-        if self._needs_key(operation_id) and not lowered.get(KEY_HEADER):
-            add(pointer_of("headers", KEY_HEADER), "security", "the API key header is missing", "a key", None)
         operation = self.contract.operations[operation_id]
+        if operation.needs_key and not lowered.get(_KEY):
+            add(pointer_of("headers", _KEY), "security", "the API key header is missing", "a key", None)
         for name in operation.headers:
             if name in lowered:
                 broken = self.contract.check_header(operation_id, name, lowered[name])
@@ -181,7 +120,7 @@ class Conformance:
         if not parsed:
             add("/body", "json", "the body is not JSON", "application/json", body)
             return found
-        if operation.fast_body is not None and _fast_valid(operation.fast_body, body):
+        if operation.fast_body is not None and fast_valid(operation.fast_body, body):
             return found
         for found_here in _schema_violations(operation.body, body):
             add(*found_here)
@@ -222,7 +161,7 @@ class Conformance:
                 )
             )
 
-        declared = self.declared(operation_id)
+        declared = self.contract.operations[operation_id].declared
         if str(status) not in declared:
             add(
                 "/status",
@@ -232,7 +171,7 @@ class Conformance:
                 status,
             )
             return found
-        rule = self._response_rule(operation_id, str(status))
+        rule = self.contract.response_rule(operation_id, str(status))
         lowered = {name.lower(): value for name, value in headers.items()}
         for name, header in rule.headers.items():
             if name not in lowered:
@@ -248,7 +187,7 @@ class Conformance:
                 add(pointer_of("headers", name), str(error.validator), error.message, _expected(error), value)
         if rule.body is not None and not parsed:
             add("/body", "json", "the body is not JSON", "application/json", body)
-        elif rule.body is not None and not (rule.fast_body is not None and _fast_valid(rule.fast_body, body)):
+        elif rule.body is not None and not (rule.fast_body is not None and fast_valid(rule.fast_body, body)):
             for found_here in _schema_violations(rule.body, body):
                 add(*found_here)
         if isinstance(body, dict) and status < 300:
@@ -268,8 +207,8 @@ class Conformance:
     ) -> Iterator[Found]:
         """The rules the schemas cannot hold: id shapes, polling_url, the status flow."""
         sent_id = body.get("request_id")
-        if operation_id != "get_request_status" and isinstance(sent_id, str):
-            model = submit_path.strip("/").split("/", 1)[0]
+        if self.contract.operations[operation_id].path != STATUS_PATH and isinstance(sent_id, str):
+            model = submit_model(submit_path) or ""
             if not _is_request_id(sent_id, model):
                 yield (
                     "/body/request_id",
@@ -282,7 +221,7 @@ class Conformance:
             yield "/body/request_id", "request-id-echo", "not the id that was asked for", asked, sent_id
         polling_url = body.get("polling_url")
         if isinstance(polling_url, str) and isinstance(sent_id, str):
-            expected = self._status_path.replace("{request_id}", sent_id)
+            expected = STATUS_PATH.replace("{request_id}", sent_id)
             parts = urlsplit(polling_url)
             if parts.scheme not in ("http", "https") or unquote(parts.path) != expected:
                 yield (
@@ -297,7 +236,7 @@ class Conformance:
             yield from self._flow(request_id, status, body)
 
     def _flow(self, request_id: str, status: str, body: dict[str, Any]) -> Iterator[Found]:
-        finished = status in TERMINAL
+        finished = status in TERMINAL_STATUSES
         if finished and not body.get("completed_at"):
             yield (
                 "/body/completed_at",
@@ -321,7 +260,7 @@ class Conformance:
         rank, rank_before = _rank(status), _rank(before) if before is not None else None
         if rank is None or rank_before is None:
             return
-        if rank < rank_before or (before in TERMINAL and status != before):
+        if rank < rank_before or (before in TERMINAL_STATUSES and status != before):
             yield (
                 "/body/status",
                 "status-flow",
@@ -329,48 +268,6 @@ class Conformance:
                 f"{before} or later",
                 status,
             )
-
-    def _response_rule(self, operation_id: str, status: str) -> ResponseRule:
-        key = (operation_id, status)
-        rule = self._responses.get(key)
-        if rule is None:
-            rule = self._responses[key] = self._compile_response(operation_id, status)
-        return rule
-
-    def _compile_response(self, operation_id: str, status: str) -> ResponseRule:
-        op = self.contract.operations[operation_id]
-        raw = self._operation_node(operation_id)["responses"][status]
-        if "$ref" in raw:
-            at = raw["$ref"].removeprefix("#")
-        else:
-            at = pointer_of("paths", op.path, op.method.lower(), "responses", status)
-        response = self.contract.resolve(raw)
-        schema = response.get("content", {}).get("application/json", {}).get("schema")
-        body = fast = None
-        if schema is not None:
-            body = self.contract.validator(f"{at}/content/application~1json/schema")
-            fast = jsonschema_rs.Draft202012Validator(self.contract.inline(schema), validate_formats=False)
-        headers: dict[str, HeaderRule] = {}
-        for name, header in response.get("headers", {}).items():
-            resolved = self.contract.resolve(header)
-            schema_at = header["$ref"].removeprefix("#") if "$ref" in header else f"{at}/headers/{name}"
-            headers[name.lower()] = HeaderRule(
-                bool(resolved.get("required")),
-                self.contract.resolve(resolved.get("schema", {})).get("type") == "integer",
-                self.contract.validator(f"{schema_at}/schema"),
-            )
-        return ResponseRule(body, fast, headers)
-
-
-def _route_pattern(template: str) -> str:
-    return re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-
-
-def _fast_valid(validator: jsonschema_rs.Validator, instance: Any) -> bool:
-    try:
-        return bool(validator.is_valid(instance))
-    except (ValueError, OverflowError):  # e.g. an integer beyond 64 bits: let jsonschema judge
-        return False
 
 
 def _schema_violations(validator: Draft202012Validator, body: Any) -> Iterator[Found]:
@@ -412,4 +309,7 @@ def _is_request_id(value: str, model: str) -> bool:
 
 
 def _rank(status: str) -> int | None:
-    return {"QUEUED": 0, "PROCESSING": 1}.get(status, 2 if status in TERMINAL else None)
+    """Where a status stands in the flow; the finished ones all rank last."""
+    if status not in STATUSES:
+        return None
+    return 2 if status in TERMINAL_STATUSES else STATUSES.index(status)

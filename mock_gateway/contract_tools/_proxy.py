@@ -11,73 +11,33 @@ and never logged, kept or written.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import logging
 import mimetypes
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from .cassette import CassetteWriter, Exchange
-from .clock import Clock, SystemClock
-from .conformance import Conformance, ContractViolation
-from .jobs import iso_time
-from .redact import is_secret
+from boogu_contract import Conformance, ContractViolation, is_secret, iso_time
+from boogu_contract.wire import ADMIN_PREFIX
+
+from ..model import Clock, SystemClock
+from ._asgi import HOP_BY_HOP, Answer, TooLarge, error_answer, lifespan, read_body, send_answer
+from ._cassette import CassetteWriter, Exchange
 
 logger = logging.getLogger("mock_gateway.proxy")
 VIOLATIONS_HEADER = "x-contract-violations"
-OWN_ANSWER_HEADER = "x-contract-proxy-answer"
 MEDIA_PREFIX = "/__proxy/media/"
-ADMIN_PREFIX = "/__mock/"
 MAX_HEADER_CHARS = 400
 MAX_MEDIA = 100_000
 """Rewritten media URLs remembered (the oldest forgotten first)."""
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "accept-encoding",
-        "content-encoding",
-    }
-)
-"""Not passed on: they describe one connection, or a coding the proxy undoes to read the body."""
-
-
-class TooLarge(Exception):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    own: bool = False
-    """The proxy's own answer (the upstream failed), neither validated nor recorded."""
-
-
-def error_answer(status: int, error: str, message: str) -> Answer:
-    """An answer of the proxy (or replay) itself, marked so that no one takes it for the gateway's."""
-    body = orjson.dumps({"error": error, "message": message})
-    return Answer(status, [("content-type", "application/json"), (OWN_ANSWER_HEADER, "1")], body, own=True)
 
 
 class ViolationLog:
@@ -157,7 +117,7 @@ class ContractProxy:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        if path == f"{ADMIN_PREFIX}violations" and method in ("GET", "DELETE"):
+        if path == f"{ADMIN_PREFIX}/violations" and method in ("GET", "DELETE"):
             if method == "DELETE":
                 self.violations.clear()
             await send_answer(
@@ -190,7 +150,7 @@ class ContractProxy:
         url = self.upstream + target
         forwarded = [(name, value) for name, value in headers if name.lower() not in HOP_BY_HOP]
         answer = await self._exchange(method, url, forwarded, body)
-        if answer.own or path.startswith(ADMIN_PREFIX):
+        if answer.own or path.startswith(f"{ADMIN_PREFIX}/"):
             return answer
         routed = self.conformance.route(method, path)
         found: list[ContractViolation] = []
@@ -331,43 +291,6 @@ class ContractProxy:
                 )
             )
         return answer
-
-
-async def lifespan(
-    receive: Receive, send: Send, shutdown: Callable[[], Awaitable[None]] | None = None
-) -> None:
-    """The ASGI lifespan protocol, for apps with nothing to start and at most a client to close."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            if shutdown is not None:
-                await shutdown()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    body = bytearray()
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        body += message.get("body", b"")
-        if len(body) > limit:
-            raise TooLarge
-        if not message.get("more_body", False):
-            break
-    return bytes(body)
-
-
-async def send_answer(send: Send, answer: Answer) -> None:
-    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
-    headers.append((b"content-length", b"%d" % len(answer.body)))
-    with contextlib.suppress(OSError):
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer.body})
 
 
 def _base_url(scope: Scope, headers: list[tuple[str, str]]) -> str:

@@ -27,7 +27,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .config import MockConfig
+from ..model import MockConfig
 
 SHUTDOWN_SECONDS = 2
 KEEP_ALIVE_SECONDS = 20

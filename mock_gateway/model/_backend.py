@@ -1,17 +1,15 @@
-"""The gateway model: keys, wallet, rate limits, jobs, media and webhooks, with no HTTP in sight.
+"""The gateway model: keys, wallet, rate limits, jobs, media and webhooks, with no HTTP server in sight.
 
-Like a moto backend, it is usable on its own (tests drive it directly) and `app.py` is only a
-thin translation of HTTP requests into calls on it. Every answer that is not a success is a
+Like a moto backend, it is usable on its own (tests drive it directly) and `mock_gateway.server` is
+a thin translation of HTTP requests into calls on it. Every answer that is not a success is a
 `GatewayError` carrying the status and the `{error, message}` body of openapi.yaml.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 import re
-import ssl
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -21,23 +19,23 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import media
-from .budget import InputBudget, stored_inputs
-from .clock import Clock, OffsetClock
-from .config import DEFAULT_API_KEY, MockConfig, money
-from .jobs import Job, JobStore, Outcome, iso_time, media_filename, uuid7
-from .journal import Journal
-from .ratelimit import RateLimiter, retry_after_seconds
-from .scheduler import Slot, WorkerPool, jitter, timeline
-from .spec import Contract
-from .wallet import InsufficientBalance, Wallet
-from .webhooks import Sender, WebhookDispatcher, check_webhook_target
+from boogu_contract import Contract, iso_time, wire
+
+from . import _media as media
+from ._budget import InputBudget, stored_inputs
+from ._clock import Clock, OffsetClock, sleep_until
+from ._config import DEFAULT_API_KEY, MockConfig, money
+from ._jobs import Job, JobStore, Outcome, media_filename, uuid7
+from ._journal import Journal
+from ._ratelimit import RateLimiter, retry_after_seconds
+from ._scheduler import Slot, WorkerPool, jitter, timeline
+from ._wallet import InsufficientBalance, Wallet
+from ._webhooks import Sender, WebhookDispatcher, check_webhook_target, post_json
 
 OUTCOME_HEADER = "X-Mock-Outcome"
 OUTCOMES: dict[str, Outcome] = {"completed": "COMPLETED", "failed": "FAILED", "error": "ERROR"}
 SAFETY_TRIGGER = re.compile(r"\bnsfw\b", re.IGNORECASE)
 """With enable_safety_checker, a prompt containing the word `nsfw` ends FAILED, as flagged content would."""
-SUBMIT_PATH = re.compile(r"^/(?P<model>[^/]+)/v1/(?P=model)-request$")
 MEDIA_PATH = re.compile(r"/media/(?P<request_id>[^/]+)/(?P<name>output(?:_(?P<index>\d+))?\.(?:jpeg|png))$")
 
 FAILED_MESSAGES: dict[str, str] = {
@@ -65,6 +63,20 @@ class GatewayError(Exception):
 
 def validation_error(message: str) -> GatewayError:
     return GatewayError(400, "Validation Error", message)
+
+
+def internal_error() -> GatewayError:
+    return GatewayError(
+        500, "Internal Server Error", "The gateway could not process the request. Try again later."
+    )
+
+
+class DroppedConnection(httpx.RemoteProtocolError):
+    """A simulated dropped connection (`drop_rate`): in-process clients see this transport error as-is,
+    and a served gateway turns it into a response cut short, which a socket client sees as one."""
+
+    def __init__(self) -> None:
+        super().__init__("the mock gateway dropped the connection (drop_rate)")
 
 
 MAX_KEY_LENGTH = 256
@@ -101,6 +113,30 @@ class ApiKey:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A call's fate at the gateway's door: the caller's key, a submit's operation, and what was drawn
+    for it (a latency, a fault) or why its model is refused. `wait` plays it out."""
+
+    key: ApiKey
+    model_id: str | None = None
+    operation_id: str | None = None
+    delay: float = 0.0
+    fault: Fault | None = None
+    refusal: GatewayError | None = None
+
+    async def wait(self) -> None:
+        """In the gateway's order: the latency, then the fault, then the refusal of the model."""
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fault == "server_error":
+            raise internal_error()
+        if self.fault == "drop":
+            raise DroppedConnection()
+        if self.refusal is not None:
+            raise self.refusal
+
+
 @dataclass(frozen=True)
 class Submission:
     """What an accepted submit answers: 202 with the queued body, or 200 with the finished job."""
@@ -112,8 +148,9 @@ class Submission:
 
 @dataclass(frozen=True)
 class SyncWait:
-    """An accepted sync-mode job whose worker is busy: answer `finish_sync(job)` once the clock
-    reaches `until`, as the gateway holds a sync request open until its job is done."""
+    """An accepted sync-mode job: answer `finish_sync(job)` once the clock reaches `until` (its worker
+    may be busy), as the gateway holds a sync request open until its job is done. Rendering is the
+    caller's to schedule, off its event loop."""
 
     job: Job = field(repr=False)
     until: float
@@ -154,9 +191,9 @@ class GatewayBackend:
         """model id → operationId, read from the submit paths `/{model}/v1/{model}-request` of the spec."""
         models = {}
         for operation in self.contract.operations.values():
-            match = SUBMIT_PATH.match(operation.path)
-            if match and operation.method == "POST":
-                models[match["model"]] = operation.operation_id
+            model = wire.submit_model(operation.path)
+            if model is not None and operation.method == "POST":
+                models[model] = operation.operation_id
         return models
 
     def _dispatcher(self, sender: Sender) -> WebhookDispatcher:
@@ -281,19 +318,27 @@ class GatewayBackend:
             return config.latency_seconds
         return 0.0
 
-    def operation_for(self, model_id: str, record: ApiKey) -> str:
-        """The submit operation of a model, or the reference's 400 `Model not found`."""
+    def admit(self, key: str | None, model_id: str | None = None) -> Admission:
+        """Decide a call's fate before any work: its key (401, 403) and rate limit (429) at once, then
+        the configured latency and faults, then a submit's model (400, 403), for `Admission.wait`."""
+        record = self.authenticate(key)
+        self.throttle(record.key)
+        delay, fault = self.draw_latency(), self.draw_fault()
+        if model_id is None:
+            return Admission(record, delay=delay, fault=fault)
         operation_id = self.models.get(model_id)
+        refusal = None
         if operation_id is None:
-            raise GatewayError(400, "Model not found", f"Model '{model_id}' not found or is disabled")
-        if record.models is not None and model_id not in record.models:
-            raise GatewayError(403, "Forbidden", f"The subscription key has no access to model '{model_id}'.")
-        return operation_id
+            refusal = GatewayError(400, "Model not found", f"Model '{model_id}' not found or is disabled")
+        elif record.models is not None and model_id not in record.models:
+            refusal = GatewayError(
+                403, "Forbidden", f"The subscription key has no access to model '{model_id}'."
+            )
+        return Admission(record, model_id, operation_id, delay, fault, refusal)
 
     def submit(
         self,
-        record: ApiKey,
-        model_id: str,
+        admission: Admission,
         body: Any,
         *,
         base_url: str,
@@ -302,9 +347,13 @@ class GatewayBackend:
         own_address: tuple[str, int] | None = None,
         body_size: int | None = None,
     ) -> Submission | SyncWait:
-        """Validate, charge and queue a job; in sync mode, finish it as soon as a worker is free.
+        """Validate, charge and queue the job of an admitted submit; in sync mode, say when to finish it.
         `body_size`, the request body's bytes, spares looking for long texts in a small one."""
-        operation_id = self.operation_for(model_id, record)
+        if admission.refusal is not None:
+            raise admission.refusal
+        record, model_id, operation_id = admission.key, admission.model_id, admission.operation_id
+        if model_id is None or operation_id is None:
+            raise ValueError("submit takes the admission of a submit (admit with its model_id)")
         violation = self.contract.check_body(operation_id, body)
         if violation is not None:
             raise validation_error(str(violation))
@@ -357,13 +406,13 @@ class GatewayBackend:
         self.inputs.add(request_id, input_size)
         self._drop_over_budget()
         if params["sync_mode"]:
-            return self.finish_sync(job) if job.finished_at <= now else SyncWait(job, job.finished_at)
+            return SyncWait(job, job.finished_at)
         return Submission(
             202,
             {
                 "request_id": request_id,
                 "status": "QUEUED",
-                "polling_url": f"{base_url}/v2/requests/status/{request_id}",
+                "polling_url": base_url + wire.status_path(request_id),
             },
             job,
         )
@@ -439,6 +488,22 @@ class GatewayBackend:
     def _drop_over_budget(self) -> None:
         for request_id in self.inputs.over():
             self.jobs.discard(request_id)
+
+    async def finish(self, waiting: Submission | SyncWait) -> Submission:
+        """A submit's answer: a sync-mode job's once the clock reaches its end, rendered off the loop."""
+        if isinstance(waiting, Submission):
+            return waiting
+        await sleep_until(self.clock, waiting.until)
+        return await asyncio.to_thread(self.finish_sync, waiting.job)
+
+    async def pump(self, *, wait: bool = False) -> tuple[list[Job], int]:
+        """Settle the jobs that finished and deliver the webhooks due: in the background, or with `wait`
+        to the end of this round's attempts. Returns the settled jobs and the attempts awaited."""
+        settled = self.tick()
+        if not wait:
+            self.deliver_webhooks_soon()
+            return settled, 0
+        return settled, len(await self.webhooks.deliver_due())
 
     def deliver_webhooks_soon(self) -> None:
         """On the event loop: deliver due webhooks in the background, without delaying the caller."""
@@ -545,22 +610,3 @@ class GatewayBackend:
 
 
 MEDIA_CACHE_IMAGES = 64
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """Built once: a new httpx client would otherwise load the CA bundle on every delivery (~30 ms)."""
-    return ssl.create_default_context()
-
-
-async def post_json(url: str, payload: dict[str, Any]) -> int:
-    """Deliver one webhook: POST the status object as JSON and report the HTTP status.
-
-    Redirects are not followed, so an allowed loopback target cannot bounce the POST elsewhere.
-    """
-    # trust_env=False: a proxy from the environment must not carry loopback deliveries elsewhere.
-    async with httpx.AsyncClient(
-        timeout=5.0, verify=_tls(), follow_redirects=False, trust_env=False
-    ) as client:
-        response = await client.post(url, json=payload, headers={"User-Agent": "boogu-mock-gateway"})
-        return response.status_code

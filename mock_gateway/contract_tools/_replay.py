@@ -15,11 +15,14 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from .cassette import Matcher, Miss, Recording, load
-from .conformance import KEY_HEADER, Conformance
-from .proxy import ADMIN_PREFIX, HOP_BY_HOP, Answer, TooLarge, error_answer, lifespan, read_body, send_answer
+from boogu_contract import Contract
+from boogu_contract.wire import ADMIN_PREFIX, KEY_HEADER
+
+from ._asgi import HOP_BY_HOP, Answer, TooLarge, error_answer, lifespan, read_body, send_answer
+from ._cassette import Matcher, Miss, Recording, load
 
 logger = logging.getLogger("mock_gateway.replay")
+_KEY = KEY_HEADER.lower().encode()
 NOT_REPLAYED = HOP_BY_HOP | {"date", "server"}
 """Headers the serving HTTP server writes itself."""
 
@@ -31,11 +34,10 @@ class ReplayApp:
         self,
         recordings: Sequence[Recording],
         *,
-        conformance: Conformance | None = None,
+        contract: Contract | None = None,
         max_body_bytes: int = 32 * 1024 * 1024,
     ) -> None:
-        conformance = conformance or Conformance()
-        self.matcher = Matcher(recordings, conformance.body_defaults)
+        self.matcher = Matcher(recordings, (contract or Contract()).body_defaults)
         self.max_body_bytes = max_body_bytes
         self.unmatched: list[dict[str, Any]] = []
 
@@ -53,10 +55,10 @@ class ReplayApp:
 
     async def answer(self, scope: Scope, receive: Receive) -> Answer:
         method, path = scope["method"], scope["path"]
-        if path == f"{ADMIN_PREFIX}health":
+        if path == f"{ADMIN_PREFIX}/health":
             health = {"status": "ok", "recordings": len(self.matcher.recordings)}
             return Answer(200, [("content-type", "application/json")], orjson.dumps(health))
-        if path == f"{ADMIN_PREFIX}unmatched":
+        if path == f"{ADMIN_PREFIX}/unmatched":
             return Answer(200, [("content-type", "application/json")], orjson.dumps(self.unmatched))
         try:
             body = await read_body(receive, self.max_body_bytes)
@@ -66,7 +68,7 @@ class ReplayApp:
             )
         query = scope.get("query_string", b"").decode("latin-1")
         target = path + (f"?{query}" if query else "")
-        has_key = any(name.lower() == KEY_HEADER.encode() and value for name, value in scope["headers"])
+        has_key = any(name.lower() == _KEY and value for name, value in scope["headers"])
         found = self.matcher.match(method, target, body, has_key)
         if isinstance(found, Miss):
             message = found.message(method, target)

@@ -39,13 +39,14 @@ from urllib.parse import urlsplit
 import orjson
 import yaml
 
-from .clock import Clock, SystemClock
-from .conformance import KEY_HEADER
-from .jobs import iso_time
-from .redact import REDACTED, is_secret
+from boogu_contract import REDACTED, is_secret, iso_time
+from boogu_contract.wire import KEY_HEADER
+
+from ..model import Clock, SystemClock
 
 VERSION = 1
 HEADER = f"version: {VERSION}\ninteractions:\n"
+_KEY = KEY_HEADER.lower()
 Headers = Sequence[tuple[str, str]]
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -222,7 +223,7 @@ def _recording(path: Path, index: int, entry: Any) -> Recording:
         method=method,
         path=str(asked),
         request_body=_read_body(path, where, request.get("body"), extra.get("request_body_file")),
-        has_key=any(name.lower() == KEY_HEADER and value for name, value in request_headers),
+        has_key=any(name.lower() == _KEY and value for name, value in request_headers),
         status=status,
         response_headers=response_headers,
         response_body=_read_body(path, where, body.get("string"), extra.get("response_body_file")),

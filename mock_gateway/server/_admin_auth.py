@@ -12,9 +12,9 @@ import hmac
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-ADMIN_PREFIX = "/__mock"
-OPEN_PATHS = frozenset({"/__mock/health"})
-TOKEN_ENV = "MOCK_GATEWAY_ADMIN_TOKEN"  # noqa: S105 (a variable name, not a secret)
+from boogu_contract.wire import ADMIN_PREFIX
+
+OPEN_PATHS = frozenset({f"{ADMIN_PREFIX}/health"})
 
 
 def check_token(token: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from mock_gateway.clock import Clock
+from ._clock import Clock
 
 EntryKind = Literal["credit", "hold", "capture", "release"]
 

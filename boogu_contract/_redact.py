@@ -1,4 +1,5 @@
-"""Redaction of credentials wherever the mock shows what it received: the journal and the webhooks.
+"""What the toolkit shows of what it received (journal, webhooks, violations, cassettes):
+no credential, and no value so long that it floods a log.
 
 Clients put keys in many places (`Ocp-Apim-Subscription-Key`, `X-Api-Key`, `Proxy-Authorization`,
 `?subscription-key=`, `https://user:pass@host/`), so names are matched by the words credentials use
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
+MAX_BODY_CHARS = 4096
+"""Characters of one string shown; longer ones (data URIs) are cut and their length given."""
 _SECRET_NAME = re.compile(
     r"key|token|secret|passw|pwd|auth|cookie|session|signature|credential|^sig$|^code$", re.IGNORECASE
 )
@@ -58,3 +62,14 @@ def without_userinfo(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def summarize_body(body: Any) -> Any:
+    """Keep JSON bodies as sent, but cut long strings (data URIs) so the journal stays readable."""
+    if isinstance(body, str) and len(body) > MAX_BODY_CHARS:
+        return f"{body[:MAX_BODY_CHARS]}…({len(body)} characters)"
+    if isinstance(body, dict):
+        return {key: summarize_body(value) for key, value in body.items()}
+    if isinstance(body, list):
+        return [summarize_body(value) for value in body]
+    return body

@@ -12,19 +12,13 @@ import random
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from boogu_contract import iso_time
+from boogu_contract.wire import TERMINAL_STATUSES
+
 Outcome = Literal["COMPLETED", "FAILED", "ERROR"]
-TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED", "ERROR"})
-
-
-def iso_time(at: float) -> str:
-    """ISO-8601 UTC with milliseconds and `Z`, as the reference writes timestamps."""
-    millis = int(at * 1000)
-    moment = datetime.fromtimestamp(millis // 1000, UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis % 1000:03d}Z"
 
 
 def uuid7(at: float, rng: random.Random) -> uuid.UUID:
@@ -94,7 +88,7 @@ class Job:
     def to_status(self, now: float, media_urls: list[str] | None = None) -> dict[str, Any]:
         """The RequestStatus object at `now`; `media_urls` replaces the hosted URLs (sync mode)."""
         status = self.status(now)
-        finished = status in TERMINAL
+        finished = status in TERMINAL_STATUSES
         created, started, completed = self._times
         updated = completed if finished else started if status == "PROCESSING" else created
         output = None

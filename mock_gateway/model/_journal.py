@@ -17,11 +17,7 @@ from typing import Any
 
 import orjson
 
-from .jobs import iso_time
-from .redact import redact_headers, redact_query
-
-MAX_BODY_CHARS = 4096
-
+from boogu_contract import MAX_BODY_CHARS, iso_time, redact_headers, redact_query, summarize_body
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 """Headers as ASGI carries them; decoded only when the journal is read."""
@@ -60,17 +56,6 @@ def clip_body(body: Any, limit: int) -> Any:
         return summary
     # No longer than the journal shows any string, so that the mark survives reading.
     return truncated(text[: min(limit, MAX_BODY_CHARS - 64)].decode("utf-8", "ignore"), len(text))
-
-
-def summarize_body(body: Any) -> Any:
-    """Keep JSON bodies as sent, but cut long strings (data URIs) so the journal stays readable."""
-    if isinstance(body, str) and len(body) > MAX_BODY_CHARS:
-        return f"{body[:MAX_BODY_CHARS]}…({len(body)} characters)"
-    if isinstance(body, dict):
-        return {key: summarize_body(value) for key, value in body.items()}
-    if isinstance(body, list):
-        return [summarize_body(value) for value in body]
-    return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from mock_gateway.clock import Clock
+from ._clock import Clock
 
 # Epoch seconds as a float step by ~0.2 µs and fractional clock advances accumulate that rounding,
 # so a token due within a millisecond counts as available now.

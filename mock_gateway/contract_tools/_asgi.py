@@ -1,0 +1,86 @@
+"""What the proxy and the replay share at the ASGI edge: reading a body, answering, their own errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+from starlette.types import Message, Receive, Send
+
+OWN_ANSWER_HEADER = "x-contract-proxy-answer"
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "accept-encoding",
+        "content-encoding",
+    }
+)
+"""Not passed on: they describe one connection, or a coding the proxy undoes to read the body."""
+
+
+class TooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    own: bool = False
+    """The proxy's own answer (the upstream failed), neither validated nor recorded."""
+
+
+def error_answer(status: int, error: str, message: str) -> Answer:
+    """An answer of the proxy (or replay) itself, marked so that no one takes it for the gateway's."""
+    body = orjson.dumps({"error": error, "message": message})
+    return Answer(status, [("content-type", "application/json"), (OWN_ANSWER_HEADER, "1")], body, own=True)
+
+
+async def lifespan(
+    receive: Receive, send: Send, shutdown: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """The ASGI lifespan protocol, for apps with nothing to start and at most a client to close."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            if shutdown is not None:
+                await shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    body = bytearray()
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        body += message.get("body", b"")
+        if len(body) > limit:
+            raise TooLarge
+        if not message.get("more_body", False):
+            break
+    return bytes(body)
+
+
+async def send_answer(send: Send, answer: Answer) -> None:
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
+    headers.append((b"content-length", b"%d" % len(answer.body)))
+    with contextlib.suppress(OSError):
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})

@@ -1,0 +1,68 @@
+"""JSON as RFC 8259 defines it, and no deeper than the spec needs: what the mock accepts as a body."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from typing import Any
+
+import orjson
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is out of range")
+    return value
+
+
+_LONG_INTEGER = re.compile(rb"\d{19}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_JSON_DEPTH = 32
+"""The spec's bodies nest 3 levels; deeper JSON is refused before anything walks it recursively."""
+
+
+def strict_json(data: bytes | bytearray) -> Any:
+    """Parse JSON as RFC 8259 defines it: Python's NaN, Infinity and -Infinity extensions, numbers
+    too large for a float (1e400), lone surrogates and nesting deeper than `MAX_JSON_DEPTH` are refused.
+    They would pass range checks (NaN) or settings (inf) and then break every JSON answer that echoes
+    them: the journal, the config.
+
+    orjson is the fast path (it refuses all but deep nesting too); the standard library decides
+    whatever orjson will not parse, and any integer of 19 digits or more, which orjson would turn
+    into a float.
+    """
+    if not _LONG_INTEGER.search(data):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            value = orjson.loads(data)
+            # Too few brackets to nest too deep: the common case, no walk.
+            return value if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH else _shallow(value)
+    try:
+        value = json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    return _shallow(value, check_text=True)
+
+
+def _shallow(value: Any, *, check_text: bool = False) -> Any:
+    """`value` if it nests at most `MAX_JSON_DEPTH` levels and, with `check_text`, has no lone
+    surrogate (orjson refuses them itself)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list) and depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            stack += [(key, depth) for key in node]
+            stack += [(item, depth + 1) for item in node.values()]
+        elif isinstance(node, list):
+            stack += [(item, depth + 1) for item in node]
+        elif check_text and isinstance(node, str) and _SURROGATE.search(node):
+            raise ValueError("a string contains a lone UTF-16 surrogate")
+    return value

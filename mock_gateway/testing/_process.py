@@ -1,0 +1,69 @@
+"""The mock gateway (or a contract tool) as a process of its own on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from boogu_contract.wire import ADMIN_PREFIX
+
+from ._servers import free_port_socket
+
+
+@contextlib.contextmanager
+def gateway_process(*args: str, **options: Any) -> Iterator[str]:
+    """Run `python -m mock_gateway ARGS` on a free loopback port until the block ends; yields its URL.
+
+    For tools that need the gateway as a separate process (the demo, the schemathesis CLI, benchmarks),
+    and for the wheel test, which runs it from another venv (`python`) and folder (`cwd`).
+    `subcommand=["proxy"]` runs the validating proxy instead (ready once its upstream's health answers).
+    `options` are those of `gateway_popen`.
+    """
+    with gateway_popen(*args, **options) as (base_url, _):
+        yield base_url
+
+
+@contextlib.contextmanager
+def gateway_popen(
+    *args: str,
+    host: str = "127.0.0.1",
+    timeout: float = 20.0,
+    python: str | Path = sys.executable,
+    cwd: Path | None = None,
+    subcommand: Sequence[str] = (),
+    **popen: Any,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`gateway_process` that also yields the process (for signals, memory), `popen` passed to Popen."""
+    with free_port_socket(host) as sock:
+        port = sock.getsockname()[1]
+    command = [str(python), "-m", "mock_gateway", *subcommand, "--host", host, "--port", str(port), *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd, **popen)
+    base_url = f"http://{host}:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{base_url}{ADMIN_PREFIX}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                error = (
+                    process.stderr.read().decode() if process.stderr and process.poll() is not None else ""
+                )
+                raise RuntimeError(f"the mock gateway did not start: {error.strip()}")
+            time.sleep(0.05)
+        yield base_url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
