@@ -30,10 +30,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 generate: setup ## regenerate generated/ from openapi.yaml
-	$(PY) tools/generate_client.py
+	$(PY) -m tools.generate_client
 
 check-generated: setup ## fail when generated/ is out of date with openapi.yaml
-	$(PY) tools/generate_client.py --check
+	$(PY) -m tools.generate_client --check
 
 lint: lint-python lint-spec spec-diff ## ruff, mypy, the three spec linters, the breaking-change check
 
@@ -43,20 +43,20 @@ lint-python: setup
 	mypy
 
 lint-spec: setup
-	$(PY) tools/lint_spec.py
+	$(PY) -m tools.lint_spec
 
 spec-diff: setup ## breaking changes in openapi.yaml since its last change (or since BASE=<git revision>)
-	$(PY) tools/spec_diff.py $(if $(BASE),--base $(BASE))
+	$(PY) -m tools.spec_diff $(if $(BASE),--base $(BASE))
 
 docs: setup build/docs/index.html ## the offline HTML reference of openapi.yaml, served by the mock at /docs
 
 # Rebuilt only when a source changed, so that `make dist` during the tests never rewrites it under them.
 build/docs/index.html: openapi.yaml redocly.yaml tools/offline_docs.py package-lock.json | $(VENV)/.installed node_modules/.installed
 	npm run --silent docs
-	$(PY) tools/offline_docs.py $@
+	$(PY) -m tools.offline_docs $@
 
 clients: setup ## the TypeScript client and OpenAPI Generator's typescript-fetch and python clients, built in build/clients/
-	$(PY) tools/client_smoke.py --build-only
+	$(PY) -m tools.client_smoke --build-only
 
 dist: setup docs ## the two wheels a third party installs, in build/dist/ (no download: the venv's backends)
 	rm -rf build/dist
@@ -66,21 +66,21 @@ chromium: ## Debian's chromium for the docs test, installed when missing (needs 
 	bash tools/install_chromium.sh
 
 test: setup check-generated lint docs clients chromium ## everything: drift check, lint, all test suites
-	$(PY) tools/schemathesis_cli.py
-	$(PY) tools/client_smoke.py --no-build
-	$(PY) tools/run_pytest.py $(PYTEST_PARALLEL)
+	$(PY) -m tools.schemathesis_cli
+	$(PY) -m tools.client_smoke --no-build
+	$(PY) -m tools.run_pytest $(PYTEST_PARALLEL)
 
 test-contract: setup ## only the contract suite
-	$(PY) tools/run_pytest.py contract_tests
+	$(PY) -m tools.run_pytest contract_tests
 
 test-client: setup ## only the client suite (~30 s)
-	$(PY) tools/run_pytest.py contract_tests/client
+	$(PY) -m tools.run_pytest contract_tests/client
 
 test-ts: clients ## only the clients in other languages: each one's smoke test against the mock gateway
-	$(PY) tools/client_smoke.py --no-build
+	$(PY) -m tools.client_smoke --no-build
 
 demo: setup ## start the mock gateway and drive a real generation end to end
-	$(PY) tools/demo.py --out images
+	$(PY) -m tools.demo --out images
 
 mock: setup ## serve the mock gateway on http://127.0.0.1:8080
 	$(PY) -m mock_gateway --host 127.0.0.1 --port 8080
@@ -89,13 +89,13 @@ fuzz: setup ## hypothesis against the mock's admin API and API edges with 1,500 
 	FUZZ_EXAMPLES=1500 $(PY) -m pytest contract_tests/mock/test_fuzz.py -q -p no:cacheprovider
 
 bench: setup ## requests per second: mock vs bare Starlette vs Prism; then in-process mock vs respx stub
-	$(PY) tools/bench_mock.py
+	$(PY) -m tools.bench_mock
 
 bench-client: setup ## the client: polling lag (idle, busy fleet), throughput, 500 async waits, rate limits (~5 min)
-	$(PY) tools/bench_polling.py
+	$(PY) -m tools.bench_polling
 
 bench-proxy: setup ## what the validating proxy adds per call, against direct calls to the same mock
-	$(PY) tools/bench_proxy.py
+	$(PY) -m tools.bench_proxy
 
 clean:
 	rm -rf $(VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache images

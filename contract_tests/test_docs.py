@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,10 @@ import pytest
 
 from mock_gateway.server import _admin as admin_module
 from mock_gateway.testing import MockGateway
+from tools import offline_docs
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
 
-import offline_docs  # noqa: E402
 
 DOCS_HTML = ROOT / "build" / "docs" / "index.html"
 SCREENSHOT = ROOT / "build" / "docs" / "screenshot.png"

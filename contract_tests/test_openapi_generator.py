@@ -15,16 +15,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+from tools import openapi_generator
 
-import openapi_generator  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 README = (ROOT / "README.md").read_text()
 

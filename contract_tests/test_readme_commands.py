@@ -22,11 +22,10 @@ from pathlib import Path
 import pytest
 
 from mock_gateway.testing import gateway_process
+from tools.processes import run_captured
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
 
-from processes import run_captured  # noqa: E402
 
 DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "client.md"]
 DOCUMENTED_MOCK = "http://127.0.0.1:8080"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+from tools import spec_diff
 
-import spec_diff  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 Spec = dict[str, Any]
 

@@ -38,14 +38,12 @@ from pathlib import Path
 
 import httpx
 
+from mock_gateway.testing import gateway_process
+from tools import openapi_generator
+from tools.processes import run_captured
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere: mock_gateway is a sibling package
-sys.path.insert(0, str(ROOT / "tools"))
 
-import openapi_generator  # noqa: E402
-from processes import run_captured  # noqa: E402
-
-from mock_gateway.testing import gateway_process  # noqa: E402
 
 BUILD = ROOT / "build" / "clients"
 SMOKE_DIR = ROOT / "clients" / "openapi-generator" / "smoke"

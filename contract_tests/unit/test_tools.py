@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
+from tools import client_smoke, offline_docs, openapi_generator
 
-import client_smoke  # noqa: E402
-import offline_docs  # noqa: E402
-import openapi_generator  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+
 
 PAGE = (
     f"<!DOCTYPE html>\n<html>\n<head>\n<title>x</title></head><body><script>{offline_docs.CDN_LOGOS}</script>"
