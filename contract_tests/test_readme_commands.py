@@ -1,4 +1,4 @@
-"""Every shell block of README.md and docs/client.md runs as written.
+"""Every shell block of README.md and of every page under docs/ runs as written.
 
 Each ```sh block runs with `bash -euo pipefail` in a fresh folder that holds a symlink to every
 top-level entry of the repository (so `make ...`, `.venv/bin/...`, `openapi.yaml` and `git` work as
@@ -27,7 +27,7 @@ from tools.processes import run_captured
 ROOT = Path(__file__).resolve().parent.parent
 
 
-DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "client.md"]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 DOCUMENTED_MOCK = "http://127.0.0.1:8080"
 SKIP = re.compile(r"<!-- readme-test: skip: (?P<reason>[^\n]*?) -->\n")
 BLOCK = re.compile(r"(?P<skip><!-- readme-test: skip: [^\n]*? -->\n)?^```sh\n(?P<code>.*?)^```$", re.M | re.S)
