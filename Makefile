@@ -35,12 +35,13 @@ generate: setup ## regenerate generated/ from openapi.yaml
 check-generated: setup ## fail when generated/ is out of date with openapi.yaml
 	$(PY) -m tools.generate_client --check
 
-lint: lint-python lint-spec spec-diff ## ruff, mypy, the three spec linters, the breaking-change check
+lint: lint-python lint-spec spec-diff ## ruff, mypy, import layers, the three spec linters, the breaking-change check
 
 lint-python: setup
 	ruff check .
 	ruff format --check .
 	mypy
+	lint-imports --no-cache
 
 lint-spec: setup
 	$(PY) -m tools.lint_spec

@@ -19,6 +19,7 @@ __all__ = ["config_from", "main", "parser"]
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mock-gateway",
+        usage="%(prog)s [options]  |  %(prog)s proxy --upstream URL ...  |  %(prog)s replay CASSETTE ...",
         description="An offline Boogu Image API gateway. With no command, serve it.",
     )
     add_arguments(p)

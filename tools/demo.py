@@ -26,10 +26,12 @@ from boogu_image_client.types import Unset
 from PIL import Image
 from rich.console import Console
 
+from boogu_contract import wire
+from mock_gateway.model import DEFAULT_API_KEY
 from mock_gateway.testing import gateway_process
 
 console = Console()
-API_KEY = "test-key"
+API_KEY = DEFAULT_API_KEY
 
 
 def wait(client: AuthenticatedClient, request_id: str, poll_seconds: float) -> RequestStatus:
@@ -41,7 +43,7 @@ def wait(client: AuthenticatedClient, request_id: str, poll_seconds: float) -> R
         if status.status != last:
             console.print(f"  {request_id}: [bold]{status.status}[/bold]")
             last = status.status
-        if status.status in ("COMPLETED", "FAILED", "ERROR"):
+        if status.status in wire.TERMINAL_STATUSES:
             return status
         time.sleep(poll_seconds)
 
@@ -80,7 +82,7 @@ def main() -> int:
         client = AuthenticatedClient(
             base_url=base_url,
             token=API_KEY,
-            auth_header_name="Ocp-Apim-Subscription-Key",
+            auth_header_name=wire.KEY_HEADER,
             prefix="",
             timeout=httpx.Timeout(10.0),
         )
@@ -116,7 +118,7 @@ def main() -> int:
         console.print(f"  queued {queued.request_id}")
         second = download(wait(client, queued.request_id, poll), args.out)
         with httpx.Client() as http:
-            balance = http.get(f"{base_url}/__mock/keys/{API_KEY}").json()
+            balance = http.get(f"{base_url}{wire.ADMIN_PREFIX}/keys/{API_KEY}").json()
         console.rule("done")
         console.print(f"{len(first) + len(second)} images in [cyan]{args.out}/[/cyan]; wallet: {balance}")
     return 0

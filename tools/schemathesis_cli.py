@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from boogu_contract import wire
+from mock_gateway.model import DEFAULT_API_KEY
 from mock_gateway.testing import gateway_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +46,7 @@ def main() -> int:
             SCHEMATHESIS,
             "run", f"{base_url}/openapi.json",
             "--checks", "all",
-            "--header", "Ocp-Apim-Subscription-Key: test-key",
+            "--header", f"{wire.KEY_HEADER}: {DEFAULT_API_KEY}",
             "--seed", INDEPENDENT_SEED,
             "--workers", "1",
         ]  # fmt: skip

@@ -65,8 +65,8 @@ class ViolationLog:
 class ContractProxy:
     """An ASGI app that forwards to `upstream` over one shared aiohttp session.
 
-    aiohttp rather than httpx for the upstream calls: on loopback its round trip costs a quarter of
-    httpx.AsyncClient's (0.18 against 0.79 ms here), which is most of what the proxy adds.
+    aiohttp rather than httpx for the upstream calls: on loopback its round trip costs a fraction of
+    httpx.AsyncClient's, and that round trip is most of what the proxy adds (`make bench-proxy`).
     """
 
     def __init__(

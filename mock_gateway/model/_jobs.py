@@ -1,6 +1,6 @@
 """Jobs and their life, QUEUED → PROCESSING → COMPLETED | FAILED | ERROR, read off the clock.
 
-A job's whole timeline is fixed when it is accepted (`scheduler.py`), so its status at any instant is a
+A job's whole timeline is fixed when it is accepted (`_scheduler.py`), so its status at any instant is a
 pure function of the clock: tests advance time instead of sleeping, and polling never races a worker.
 """
 

@@ -175,7 +175,6 @@ async def submit(call: Call) -> Response:
     model_id = wire.submit_model(request.scope["path"])
     if model_id is None:
         raise GatewayError(404, "Not Found", f"No route for {request.url.path}")
-    call.operation_id = backend.models.get(model_id)
     admission = backend.admit(call.headers.get(_KEY), model_id)
     await admission.wait()
     body = await read_json(call)

@@ -104,11 +104,18 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    status_operation = next(op for op in backend.contract.operations.values() if op.path == wire.STATUS_PATH)
+    # The API's routes come from the spec; a submit for a model it does not serve is a 400, not a 404.
+    operations = backend.contract.operations.values()
+    (status_operation,) = (op for op in operations if op.path == wire.STATUS_PATH)
     at = wire.ADMIN_PREFIX
     routes = [
         Route(wire.STATUS_PATH, api(backend, status_operation.operation_id, status), methods=["GET"]),
-        Route("/{model}/v1/{name}", api(backend, None, submit), methods=["POST"]),  # wire.SUBMIT_PATH
+        *(
+            Route(op.path, api(backend, op.operation_id, submit), methods=["POST"])
+            for op in operations
+            if op.method == "POST" and wire.submit_model(op.path) is not None
+        ),
+        Route("/{model}/v1/{name}", api(backend, None, submit), methods=["POST"]),
         Route("/media/{request_id}/{name}", api(backend, None, media), methods=["GET"]),
         Route("/openapi.yaml", admin.openapi_yaml, methods=["GET"]),
         Route("/openapi.json", admin.openapi_json, methods=["GET"]),

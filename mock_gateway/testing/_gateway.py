@@ -110,7 +110,7 @@ class MockGateway:
 
 
 class ReplayGateway:
-    """A cassette replayed on a free loopback port (see replay.py), for tests and tools."""
+    """A cassette replayed on a free loopback port (`ReplayApp`), for tests and tools."""
 
     def __init__(self, cassette: str | Path, api_key: str = DEFAULT_API_KEY) -> None:
         self.app = ReplayApp.from_file(cassette)
