@@ -13,13 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .wire import WEBHOOK_HEADER
+
 REDACTED = "[redacted]"
 MAX_BODY_CHARS = 4096
 """Characters of one string shown; longer ones (data URIs) are cut and their length given."""
 _SECRET_NAME = re.compile(
     r"key|token|secret|passw|pwd|auth|cookie|session|signature|credential|^sig$|^code$", re.IGNORECASE
 )
-URL_HEADERS = frozenset({"x-webhook-url", "referer"})
+URL_HEADERS = frozenset({WEBHOOK_HEADER.lower(), "referer"})
 """Headers whose value is a URL: their userinfo and credential-like query parameters are redacted."""
 
 

@@ -520,7 +520,7 @@ class GatewayBackend:
 
     def _check_webhook(self, operation_id: str, url: str) -> None:
         """Only the contract decides: a target the mock will not call is accepted and recorded `blocked`."""
-        violation = self.contract.check_header(operation_id, "X-Webhook-URL", url)
+        violation = self.contract.check_header(operation_id, wire.WEBHOOK_HEADER, url)
         if violation is not None:
             raise validation_error(str(violation))
 
