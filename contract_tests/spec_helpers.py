@@ -10,6 +10,12 @@ it before changing anything).
 * :func:`reference_json_blocks` / :func:`reference_blocks` - the JSON code blocks of the vendor's
   reference text.
 
+The vendor's reference text lives outside the repository (:data:`REFERENCE_PATH`). A test that reads it
+carries the :data:`needs_reference` mark (conftest.py skips it before its fixtures when the text is
+absent, or fails it under ``CI=true``); :func:`load_reference_text` does the same for any other caller,
+and :func:`reference_params` builds parameters from the reference at collection time without reading a
+file that is not there.
+
 Locations inside the spec are local JSON pointers written as URI fragments: ``#/components/schemas/X``,
 ``#/paths/~1v2~1requests~1status~1%7Brequest_id%7D/get`` (see :func:`json_pointer`).
 """
@@ -20,12 +26,13 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote, unquote
 
+import pytest
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
@@ -34,6 +41,7 @@ from referencing.jsonschema import DRAFT202012
 __all__ = [
     "FORMAT_CHECKER",
     "HTTP_METHODS",
+    "REFERENCE_MISSING",
     "REFERENCE_PATH",
     "REPO_ROOT",
     "SPEC_PATH",
@@ -45,18 +53,23 @@ __all__ = [
     "canonical_json",
     "component_schema_name",
     "declared_responses",
+    "in_ci",
     "iter_spec_examples",
     "json_pointer",
     "load_reference_text",
     "load_spec",
+    "needs_reference",
     "operation",
     "operation_location",
     "operation_pointer",
     "reference_blocks",
+    "reference_here",
     "reference_json_blocks",
+    "reference_params",
     "reference_schema_name",
     "request_body_schema_pointer",
     "request_body_validator",
+    "require_reference",
     "resolve",
     "resolve_pointer",
     "response_object",
@@ -72,10 +85,18 @@ REPO_ROOT: Final[Path] = Path(__file__).resolve().parent.parent
 SPEC_PATH: Final[Path] = REPO_ROOT / "openapi.yaml"
 #: The base URI of the spec in :func:`spec_registry`; ``#/components/...`` refs resolve against it.
 SPEC_URI: Final[str] = SPEC_PATH.as_uri()
-#: The vendor's reference text (read-only); the environment variable ``BOOGU_REFERENCE_PATH`` overrides it.
+#: The vendor's reference text (read-only): ``$BOOGU_REFERENCE_PATH`` when set, else
+#: ``shared/seed/000_048db9ca54e55442.txt`` in the folder beside the checkout.
 REFERENCE_PATH: Final[Path] = Path(
-    os.environ.get("BOOGU_REFERENCE_PATH", "/work/shared/seed/000_048db9ca54e55442.txt")
+    os.environ.get("BOOGU_REFERENCE_PATH")
+    or REPO_ROOT.parent / "shared" / "seed" / "000_048db9ca54e55442.txt"
 )
+#: Why a test that needs the reference did not run: the one skip reason of them all.
+REFERENCE_MISSING: Final[str] = (
+    "the vendor reference is not here: set BOOGU_REFERENCE_PATH or put shared/seed/ beside the checkout"
+)
+#: The mark of a test that reads the reference (registered and acted on in conftest.py).
+needs_reference: Final = pytest.mark.needs_reference
 HTTP_METHODS: Final[tuple[str, ...]] = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 #: The draft 2020-12 format checker that every validator here uses. Like the mock gateway's, it checks
 #: ``uri`` only when the optional ``rfc3987`` package is installed.
@@ -454,9 +475,42 @@ class ReferenceBlock:
     """The parsed JSON."""
 
 
+def in_ci() -> bool:
+    """``CI`` is set to a true value (``CI=true`` as CI services set it): what is missing is a failure."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def reference_here() -> bool:
+    """The reference text is at :data:`REFERENCE_PATH`."""
+    return REFERENCE_PATH.is_file()
+
+
+def require_reference() -> None:
+    """In a test: skip it with :data:`REFERENCE_MISSING` when the reference is absent; under CI, fail it."""
+    if reference_here():
+        return
+    if in_ci():
+        pytest.fail(
+            f"{REFERENCE_MISSING} (CI=true: missing is a failure; looked for {REFERENCE_PATH})", pytrace=False
+        )
+    pytest.skip(REFERENCE_MISSING)
+
+
+def reference_params(build: Callable[[], Iterable[Any]], *, arity: int = 1) -> list[Any]:
+    """The ``pytest.param`` s that ``build`` makes from the reference at collection time, each also marked
+    :data:`needs_reference`. Without the reference ``build`` is not called: one placeholder (``arity``
+    ``None`` values, id ``no-reference``) stands in, so the test is reported skipped (failed under CI)
+    rather than silently collected zero times.
+    """
+    if not reference_here():
+        return [pytest.param(*[None] * arity, id="no-reference", marks=needs_reference)]
+    return [pytest.param(*p.values, id=p.id, marks=(*p.marks, needs_reference)) for p in build()]
+
+
 @functools.cache
 def load_reference_text() -> str:
-    """The vendor's reference text (:data:`REFERENCE_PATH`), read once."""
+    """The vendor's reference text (:data:`REFERENCE_PATH`), read once (see :func:`require_reference`)."""
+    require_reference()
     return REFERENCE_PATH.read_text(encoding="utf-8")
 
 

@@ -55,10 +55,15 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=2,
         )
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        spec.loader_state = module.__spec__  # the import system puts the alias's spec on the module
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """The module was loaded under its new name already."""
+        """Loaded under its new name already: give it back its own spec (its package, its files)."""
+        alias = module.__spec__
+        if alias is not None and alias.loader_state is not None:
+            module.__spec__ = alias.loader_state
 
 
 def _public_home(module: str) -> str:

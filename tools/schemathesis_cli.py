@@ -6,7 +6,7 @@
   applies; all checks and all phases with schemathesis' defaults. It proves that every request the
   contract allows gets the gateway's answer from the mock as it is.
 
-Complements contract_tests/test_schemathesis.py (in-process): these go through a real socket and uvicorn.
+Complements contract_tests/mock/test_schemathesis.py (in-process): these go through a real socket and uvicorn.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageStat
 
-from contract_tests.spec_helpers import reference_json_blocks, schema_validator
+from contract_tests.spec_helpers import needs_reference, reference_json_blocks, schema_validator
 from mock_gateway.model import _media as media
 from mock_gateway.model._backend import FAILED_MESSAGES, GatewayBackend, GatewayError, Submission, SyncWait
 from mock_gateway.model._clock import ManualClock
@@ -526,6 +526,7 @@ def test_failed_is_charged_and_error_is_released(
     assert kinds == ["hold", settlement]
 
 
+@needs_reference
 def test_insufficient_balance_is_the_reference_402_and_holds_nothing(backend: GatewayBackend) -> None:
     backend.put_key("poor", balance=Decimal("0.03"))
     error = expect_error(402, submit, backend, {"prompt": "x", "num_images": 2}, key="poor")

@@ -35,6 +35,7 @@ from PIL import Image
 from contract_tests.spec_helpers import (
     SPEC_PATH,
     load_spec,
+    needs_reference,
     reference_json_blocks,
     request_body_validator,
     resolve,
@@ -434,6 +435,7 @@ def test_key_without_access_to_the_model_is_403(
     assert "has no access to model" in response.json()["message"]
 
 
+@needs_reference
 @pytest.mark.parametrize("operation", ["text-to-image", "image-edit"])
 def test_insufficient_balance_is_the_reference_402(
     gateway: MockGateway, admin: httpx.Client, operation: str

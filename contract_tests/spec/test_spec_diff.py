@@ -15,7 +15,7 @@ import yaml
 
 from tools import spec_diff
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 Spec = dict[str, Any]

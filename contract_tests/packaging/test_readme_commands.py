@@ -5,18 +5,22 @@ top-level entry of the repository (so `make ...`, `.venv/bin/...`, `openapi.yaml
 in a clone), with BOOGU_BASE_URL and BOOGU_API_KEY set for a mock gateway that this module serves.
 The one substitution: the mock's documented address, http://127.0.0.1:8080, becomes that mock's.
 A block that cannot run here is preceded by `<!-- readme-test: skip: <reason> -->`; those stay few.
-The blocks run two at a time, once per session (about 40 s here).
+
+The blocks run two at a time, once per session. Their `make` never redoes `make setup`: run from the
+shadow folder, it would reinstall the shared venv with the shadow as its editable location.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -24,18 +28,32 @@ import pytest
 from mock_gateway.testing import gateway_process
 from tools.processes import run_captured
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 DOCUMENTED_MOCK = "http://127.0.0.1:8080"
 SKIP = re.compile(r"<!-- readme-test: skip: (?P<reason>[^\n]*?) -->\n")
 BLOCK = re.compile(r"(?P<skip><!-- readme-test: skip: [^\n]*? -->\n)?^```sh\n(?P<code>.*?)^```$", re.M | re.S)
-MAX_SKIPPED = 7  # the three blocks that start servers, and four that run make test's own steps
-WRITTEN = {"images", "batch-out", "status.json", "jobs.jsonl", "old.yaml"}
+MAX_SKIPPED = 7
+"""Three blocks serve until stopped (mock-gateway.md, shared-service.md, contract-tools.md); four are
+make test's own steps or run it (README.md's make demo / make test, contributing.md's make test and its
+parts, other-languages.md's make clients / make test-ts, contract.md's make generate)."""
+WRITTEN = {
+    "images",
+    "batch-out",
+    "status.json",
+    "jobs.jsonl",
+    "old.yaml",
+    "go-client",
+    "evidence.yaml",
+    "evidence.media",
+}
 """What the blocks write where they run: never a symlink into the repository."""
 BLOCK_TIMEOUT = 240.0
 BASH = shutil.which("bash") or "/bin/bash"
+SETUP_STAMPS = (".venv/.installed", "node_modules/.installed")
+"""The Makefile's set-up targets: `make` in a block takes them as done, whatever their age."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,15 @@ class Ran:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Session:
+    """Every runnable block's result, and the toolkit's install in the venv before and after them."""
+
+    blocks: dict[str, Ran]
+    install_before: str | None
+    install_after: str | None
+
+
 def shadow_of_the_repository(folder: Path) -> Path:
     """A folder that looks like the repository's root: a symlink to each of its top-level entries."""
     folder.mkdir()
@@ -81,12 +108,35 @@ def shadow_of_the_repository(folder: Path) -> Path:
     return folder
 
 
-def run(block: Block, folder: Path, base_url: str) -> Ran:
+def make_without_setup(folder: Path) -> Path | None:
+    """A folder with a `make` that takes `make setup` as done (`--assume-old` its stamps), or None
+    without make."""
+    real = shutil.which("make")
+    if real is None:
+        return None
+    folder.mkdir()
+    wrapper = folder / "make"
+    stamps = " ".join(f"--assume-old={stamp}" for stamp in SETUP_STAMPS)
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(real)} {stamps} "$@"\n')
+    wrapper.chmod(0o755)
+    return folder
+
+
+def installed_toolkit() -> str | None:
+    """Where the venv's toolkit is installed from (its direct_url.json), read afresh."""
+    try:
+        return metadata.distribution("boogu-image-toolkit").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def run(block: Block, folder: Path, base_url: str, tools: Path | None) -> Ran:
+    paths = [str(tools)] if tools else []
     env = {
         **os.environ,
         "BOOGU_BASE_URL": base_url,
         "BOOGU_API_KEY": "test-key",
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "PATH": os.pathsep.join([*paths, str(Path(sys.executable).parent), os.environ["PATH"]]),
         "NO_COLOR": "1",
     }
     started = time.monotonic()
@@ -99,26 +149,38 @@ def run(block: Block, folder: Path, base_url: str) -> Ran:
     return Ran(code, output, time.monotonic() - started)
 
 
-@pytest.fixture(scope="session")
-def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ran]:
-    """Every runnable block, run once, two at a time, each in its own shadow of the repository."""
-    base = tmp_path_factory.mktemp("readme")
+def run_every_block(base: Path) -> Session:
+    """Every runnable block, two at a time, each in its own shadow of the repository."""
+    tools = make_without_setup(base / "bin")
     folders = [shadow_of_the_repository(base / f"block-{n}") for n in range(len(RUNNABLE))]
+    before = installed_toolkit()
     started = time.monotonic()
     with gateway_process("--speed", "100") as base_url, ThreadPoolExecutor(max_workers=2) as pool:
         results = list(
-            pool.map(lambda pair: run(pair[0], pair[1], base_url), zip(RUNNABLE, folders, strict=True))
+            pool.map(lambda pair: run(pair[0], pair[1], base_url, tools), zip(RUNNABLE, folders, strict=True))
         )
     print(f"\nREADME commands: {len(RUNNABLE)} blocks in {time.monotonic() - started:.1f} s")
-    return {block.id: result for block, result in zip(RUNNABLE, results, strict=True)}
+    blocks = {block.id: result for block, result in zip(RUNNABLE, results, strict=True)}
+    return Session(blocks, before, installed_toolkit())
+
+
+@pytest.fixture(scope="session")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
+    """The blocks run once per session (`make test` keeps this file on one pytest-xdist worker)."""
+    return run_every_block(tmp_path_factory.mktemp("readme"))
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[block.id for block in RUNNABLE])
-def test_the_shell_block_runs(ran: dict[str, Ran], block: Block) -> None:
-    result = ran[block.id]
+def test_the_shell_block_runs(session: Session, block: Block) -> None:
+    result = session.blocks[block.id]
     assert result.code == 0, (
         f"{block.id} exited {result.code} after {result.seconds:.1f} s:\n{result.output[-3000:]}"
     )
+
+
+def test_no_block_reinstalled_the_venv(session: Session) -> None:
+    """A block's `make setup`, or `pip install -e .`, would point the venv at its temporary folder."""
+    assert session.install_after == session.install_before
 
 
 def test_blocks_that_do_not_run_say_why_and_stay_few() -> None:

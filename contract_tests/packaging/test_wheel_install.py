@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from contract_tests.test_docs import require
+from contract_tests.packaging.test_docs import require
 from mock_gateway.testing import gateway_process
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 WHEELHOUSE = ROOT / "build" / "wheelhouse"
 API_KEY = "test-key"
 # Run in the fresh venv: which distribution installed each of the import packages.

@@ -26,7 +26,7 @@ from mock_gateway.server import _admin as admin_module
 from mock_gateway.testing import MockGateway
 from tools import offline_docs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 DOCS_HTML = ROOT / "build" / "docs" / "index.html"

@@ -35,7 +35,7 @@ from boogu_image_client.models import (
 from boogu_image_client.types import Response, Unset
 from PIL import Image
 
-from contract_tests.spec_helpers import assert_response_conforms, reference_blocks
+from contract_tests.spec_helpers import assert_response_conforms, needs_reference, reference_blocks
 from mock_gateway.model._clock import ManualClock
 from mock_gateway.model._config import MockConfig
 from mock_gateway.testing import MockGateway
@@ -410,6 +410,7 @@ async def test_journal_shows_what_the_client_sent_with_the_key_redacted(
     assert KEY not in json.dumps(admin(gateway, "GET", "/__mock/requests"))
 
 
+@needs_reference
 @pytest.mark.parametrize("block", ["text_to_image", "image_edit"])
 def test_the_references_example_requests_verbatim_reach_completed(gateway: MockGateway, block: str) -> None:
     """The reference's request bodies and headers, sent as they are printed (only the key filled in)."""

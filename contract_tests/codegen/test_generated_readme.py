@@ -16,7 +16,7 @@ from boogu_image_client.api.status import get_request_status
 from contract_tests.spec_helpers import load_spec
 from mock_gateway.testing import MockGateway
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 README = ROOT / "generated" / "README.md"
 README_BASE_URL = "http://127.0.0.1:8080"
 
