@@ -1,9 +1,9 @@
 """What the in-process mock costs a test, against a respx stub of the same calls.
 
 One submit + status pair through the generated client, sync and async: once against the in-process
-mock gateway (`MockGateway()`, no socket), once against respx answering canned bodies. The goal is an
-in-process pair costing at most 1.5 times the stub's. `make bench` prints this section after the
-servers; `python tools/bench_inprocess.py` prints it alone.
+mock gateway (`MockGateway()`, no socket), once against respx answering openapi.yaml's example bodies.
+The goal is an in-process pair costing at most 1.5 times the stub's. `make bench` prints this section
+after the servers; `python -m tools.bench_inprocess` prints it alone.
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ from boogu_image_client.api.status import get_request_status
 from boogu_image_client.api.text_to_image import submit_text_to_image
 from boogu_image_client.models import QueuedRequest, RequestStatus, TextToImageRequest
 
-from mock_gateway.model._config import DEFAULT_API_KEY, MockConfig
-from mock_gateway.testing import IN_PROCESS_URL, KEY_HEADER, MockGateway
+from boogu_contract import load_spec, wire
+from mock_gateway.model import DEFAULT_API_KEY, MockConfig
+from mock_gateway.testing import IN_PROCESS_URL, MockGateway
 
 GOAL = 1.5
 PAIRS, ROUNDS = 300, 6
 """Many short rounds, the best counting: a busy machine slows some rounds, rarely all."""
 BODY = TextToImageRequest(prompt="A serene Japanese tea garden at dusk", num_inference_steps=20)
-REQUEST_ID = "boogu-image_019d0000-0000-7000-8000-000000000000"
+MODEL = "boogu-image"
+REQUEST_ID = f"{MODEL}_019d0000-0000-7000-8000-000000000000"
 
 
 @dataclass
@@ -62,32 +64,26 @@ async def async_pair(client: AuthenticatedClient) -> None:
 def client_for(base_url: str) -> AuthenticatedClient:
     """The generated client as `MockGateway.client()` builds it, for the stub's side."""
     return AuthenticatedClient(
-        base_url=base_url, token=DEFAULT_API_KEY, auth_header_name=KEY_HEADER, prefix=""
+        base_url=base_url, token=DEFAULT_API_KEY, auth_header_name=wire.KEY_HEADER, prefix=""
     )
 
 
 @contextmanager
 def stubbed() -> Iterator[None]:
-    """respx answering the two operations with bodies such as the mock gives (canned, no logic)."""
+    """respx answering the two operations with openapi.yaml's examples (canned, no logic), as the mock
+    answers them: a queued job, then the job processing."""
+    examples = load_spec()["components"]["examples"]
+    status_path = wire.status_path(REQUEST_ID)
     queued = {
+        **examples["QueuedTextToImage"]["value"],
         "request_id": REQUEST_ID,
-        "status": "QUEUED",
-        "polling_url": f"{IN_PROCESS_URL}/v2/requests/status/{REQUEST_ID}",
+        "polling_url": IN_PROCESS_URL + status_path,
         "queue_position": 0,
     }
-    status = {
-        "request_id": REQUEST_ID,
-        "status": "PROCESSING",
-        "model_id": "boogu-image",
-        "error": None,
-        "output": None,
-        "created_at": "2026-03-31T10:00:00.000Z",
-        "updated_at": "2026-03-31T10:00:01.000Z",
-        "completed_at": None,
-    }
+    status = {**examples["StatusProcessing"]["value"], "request_id": REQUEST_ID}
     with respx.mock(base_url=IN_PROCESS_URL, assert_all_called=False) as router:
-        router.post("/boogu-image/v1/boogu-image-request").respond(202, json=queued)
-        router.get(f"/v2/requests/status/{REQUEST_ID}").respond(200, json=status)
+        router.post(wire.submit_path(MODEL)).respond(202, json=queued)
+        router.get(status_path).respond(200, json=status)
         yield
 
 

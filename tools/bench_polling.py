@@ -16,9 +16,9 @@ are met; on a shared 2-core machine the absolute figures are indicative only.
    gateway with the same seed, so all see the same durations. Goal for `wait`: median lag <= 1 s,
    <= 20 status calls per job.
 
-    python tools/bench_polling.py                    # make bench-client
-    python tools/bench_polling.py --lines 500 --skip fleet
-    python tools/bench_polling.py --profile          # pyinstrument profile of the concurrency-256 run
+    python -m tools.bench_polling                    # make bench-client
+    python -m tools.bench_polling --lines 500 --skip fleet
+    python -m tools.bench_polling --profile          # pyinstrument profile of the concurrency-256 run
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ from rich.table import Table
 from boogu import AsyncBoogu
 from boogu._http import BATCH_CONNECTIONS
 from boogu.batch import BatchRunner, Journal, load_items
-from mock_gateway.testing import KEY_HEADER, gateway_process
+from boogu_contract import wire
+from mock_gateway.model import DEFAULT_API_KEY as API_KEY
+from mock_gateway.testing import gateway_process
 
-API_KEY = "test-key"
 FAST = 100.0
 """Mock speed of the scale scenarios: a 30-step job takes 0.15 s."""
 CONCURRENCIES = (64, 256, 1000)
@@ -187,7 +188,11 @@ async def with_wait(base_url: str, jobs: int) -> list[Noticed]:
 async def with_fixed_polling(base_url: str, jobs: int, interval: float) -> list[Noticed]:
     """The reference's advice (or Replicate's SDK): the generated client, a status call every `interval`."""
     generated = AuthenticatedClient(
-        base_url=base_url, token=API_KEY, auth_header_name=KEY_HEADER, prefix="", timeout=httpx.Timeout(30.0)
+        base_url=base_url,
+        token=API_KEY,
+        auth_header_name=wire.KEY_HEADER,
+        prefix="",
+        timeout=httpx.Timeout(30.0),
     )
 
     async def one(index: int) -> Noticed:
@@ -201,7 +206,7 @@ async def with_fixed_polling(base_url: str, jobs: int, interval: float) -> list[
             status = await get_request_status.asyncio(queued.request_id, client=generated)
             if not isinstance(status, RequestStatus):
                 raise RuntimeError(f"status failed: {status}")
-            if status.status in ("COMPLETED", "FAILED", "ERROR"):
+            if status.status in wire.TERMINAL_STATUSES:
                 return Noticed(queued.request_id, lag_since(status.completed_at))
 
     async with generated:
@@ -209,7 +214,7 @@ async def with_fixed_polling(base_url: str, jobs: int, interval: float) -> list[
 
 
 def status_calls(base_url: str) -> Counter[str]:
-    journal = httpx.get(f"{base_url}/__mock/requests", timeout=30).json()
+    journal = httpx.get(f"{base_url}{wire.ADMIN_PREFIX}/requests", timeout=30).json()
     return Counter(entry["request_id"] for entry in journal if entry["operation_id"] == "get_request_status")
 
 

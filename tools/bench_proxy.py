@@ -7,8 +7,8 @@ proxied calls alternating so that the machine's noise falls on both alike. Repor
 median and 90th percentile of each, the median added by the proxy (target: under 1 ms on loopback),
 and the ratio proxied/direct. A benchmark, not a test: it exits 0 whether or not the target is met.
 
-    python tools/bench_proxy.py                 # 2000 calls of each operation each way
-    python tools/bench_proxy.py --calls 500
+    python -m tools.bench_proxy                 # 2000 calls of each operation each way
+    python -m tools.bench_proxy --calls 500
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from mock_gateway.model._config import DEFAULT_API_KEY
+from boogu_contract import wire
+from mock_gateway.model import DEFAULT_API_KEY
 from mock_gateway.testing import gateway_process
 
-SUBMIT = "/boogu-image/v1/boogu-image-request"
-HEADERS = {"Ocp-Apim-Subscription-Key": DEFAULT_API_KEY}
+SUBMIT = wire.submit_path("boogu-image")
+HEADERS = {wire.KEY_HEADER: DEFAULT_API_KEY}
 TARGET_MS = 1.0
 
 
@@ -73,7 +74,7 @@ def main() -> int:
         request_id = direct.post(SUBMIT, json={"prompt": "a lighthouse"}).json()["request_id"]
         time.sleep(0.5)  # the job completes: status answers carry output and completed_at
         operations: dict[str, Callable[[httpx.Client], httpx.Response]] = {
-            "get_request_status (COMPLETED)": lambda http: http.get(f"/v2/requests/status/{request_id}"),
+            "get_request_status (COMPLETED)": lambda http: http.get(wire.status_path(request_id)),
             "submit_text_to_image (202)": lambda http: http.post(
                 SUBMIT, json={"prompt": "a lighthouse", "seed": 1}
             ),

@@ -6,7 +6,7 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +38,29 @@ def gateway_popen(
     python: str | Path = sys.executable,
     cwd: Path | None = None,
     subcommand: Sequence[str] = (),
+    program: Sequence[str] | None = None,
+    ready: Callable[[str], bool] | None = None,
     **popen: Any,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`gateway_process` that also yields the process (for signals, memory), `popen` passed to Popen."""
+    """`gateway_process` that also yields the process (for signals, memory), `popen` passed to Popen
+    (`stdout` and `stderr` too, else no output and a pipe read for the error when it does not start).
+
+    For benchmarks, which start other servers the same way: `program` runs in place of
+    `python -m mock_gateway` (given the same `--host` and `--port`), and `ready(base_url)` says when
+    it answers (default: the mock's health answers 200; httpx transport errors count as not yet).
+    """
     with free_port_socket(host) as sock:
         port = sock.getsockname()[1]
-    command = [str(python), "-m", "mock_gateway", *subcommand, "--host", host, "--port", str(port), *args]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd, **popen)
+    start = [str(python), "-m", "mock_gateway"] if program is None else list(program)
+    command = [*start, *subcommand, "--host", host, "--port", str(port), *args]
+    streams: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    process = subprocess.Popen(command, cwd=cwd, **{**streams, **popen})
     base_url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(f"{base_url}{ADMIN_PREFIX}/health", timeout=1).status_code == 200:
+                if (ready or _healthy)(base_url):
                     break
             except httpx.TransportError:
                 pass
@@ -67,3 +77,7 @@ def gateway_popen(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def _healthy(base_url: str) -> bool:
+    return httpx.get(f"{base_url}{ADMIN_PREFIX}/health", timeout=1).status_code == 200
