@@ -26,7 +26,7 @@ from jsonschema.exceptions import ValidationError
 
 from ._contract import Contract, fast_valid, pointer_of
 from ._redact import REDACTED, is_secret, summarize_body
-from .wire import KEY_HEADER, STATUS_PATH, STATUSES, TERMINAL_STATUSES, submit_model
+from .wire import KEY_HEADER, STATUS_PATH, STATUSES, TERMINAL_STATUSES, status_path, submit_model
 
 Side = Literal["request", "response"]
 _KEY = KEY_HEADER.lower()
@@ -221,7 +221,7 @@ class Conformance:
             yield "/body/request_id", "request-id-echo", "not the id that was asked for", asked, sent_id
         polling_url = body.get("polling_url")
         if isinstance(polling_url, str) and isinstance(sent_id, str):
-            expected = STATUS_PATH.replace("{request_id}", sent_id)
+            expected = status_path(sent_id)
             parts = urlsplit(polling_url)
             if parts.scheme not in ("http", "https") or unquote(parts.path) != expected:
                 yield (

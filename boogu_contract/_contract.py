@@ -174,14 +174,11 @@ class Contract:
         rule = self._responses.get(key)
         if rule is None:
             operation = self.operations[operation_id]
-            raw = self.resolve_pointer(operation.pointer)["responses"][status]
+            raw = self.resolve({"$ref": f"#{operation.pointer}"})["responses"][status]
             rule = self._responses[key] = self._compile_response(
                 raw, f"{operation.pointer}/responses/{status}"
             )
         return rule
-
-    def resolve_pointer(self, pointer: str) -> Any:
-        return self.resolve({"$ref": f"#{pointer}"})
 
     def _compile_response(self, raw: dict[str, Any], pointer: str) -> ResponseRule:
         at = self._pointer(raw, pointer)
