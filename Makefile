@@ -56,7 +56,7 @@ build/docs/index.html: openapi.yaml redocly.yaml tools/offline_docs.py package-l
 	npm run --silent docs
 	$(PY) -m tools.offline_docs $@
 
-clients: setup ## the TypeScript client and OpenAPI Generator's typescript-fetch and python clients, built in build/clients/
+clients: setup ## every client in another language (TypeScript, Python, Go, Rust, Java, Kotlin), built in build/clients/ when stale
 	$(PY) -m tools.client_smoke --build-only
 
 dist: setup docs ## the two wheels a third party installs, in build/dist/ (no download: the venv's backends)

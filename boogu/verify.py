@@ -36,13 +36,18 @@ def report(checks: Sequence[Check], console: Console) -> None:
         for problem in check.problems:
             line = f"      {problem.pointer}  spec: {problem.spec}  gateway: {problem.gateway}"
             console.print(line, markup=False, soft_wrap=True)
+        for notice in check.notices:  # fields the spec does not list: drift to know of, not a failure
+            console.print(f"      notice  {notice.pointer}  {notice.spec}", markup=False, soft_wrap=True)
     failed = sum(not check.passed for check in checks)
     summary = (
         "no drift from openapi.yaml"
         if not failed
         else f"{failed} of {len(checks)} checks drift from openapi.yaml"
     )
-    console.print(f"[bold]{summary}[/bold]")
+    notices = sum(len(check.notices) for check in checks)
+    plural = "s" if notices != 1 else ""
+    shown = f" ({notices} notice{plural}: fields the spec does not list)" if notices else ""
+    console.print(f"[bold]{summary}{shown}[/bold]")
 
 
 def register(commands: Any) -> None:

@@ -9,18 +9,26 @@ exactly when COMPLETED).
 
 A violation names the place with a JSON pointer into the message seen as
 `{"status": ..., "headers": {...}, "body": ...}`, such as `/body/model_id` or `/headers/retry-after`.
+
+Each finding has a severity: `error` for a broken rule, `notice` for what the contract allows but does
+not document. The one notice is `unlisted-field`: an answer's object has a property that its schema
+does not list. Response schemas say `additionalProperties: true` (generated clients must tolerate
+what a gateway adds), so a schema cannot flag it; the names each schema lists are compiled once per
+(operation, status) into a `_Shape` tree and an answer is walked against it.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, overload
 from urllib.parse import unquote, urlsplit
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -29,8 +37,11 @@ from ._redact import REDACTED, is_secret, summarize_body
 from .wire import KEY_HEADER, STATUS_PATH, STATUSES, TERMINAL_STATUSES, status_path, submit_model
 
 Side = Literal["request", "response"]
+Severity = Literal["error", "notice"]
 _KEY = KEY_HEADER.lower()
 MAX_SHOWN = 200
+UNLISTED_FIELD = "unlisted-field"
+"""The rule of a notice: an answer's property that its schema does not list."""
 Found = tuple[str, str, str, str, Any]
 """A broken rule before it is dressed as a violation: pointer, rule, message, expected, value."""
 
@@ -47,6 +58,12 @@ class ContractViolation:
     message: str
     expected: str
     value: Any
+    severity: Severity = "error"
+    """`error`: a broken rule. `notice`: allowed, but not in the spec (`unlisted-field`); no failure."""
+
+    @property
+    def is_notice(self) -> bool:
+        return self.severity == "notice"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +101,9 @@ class Conformance:
         self._statuses: OrderedDict[str, str] = OrderedDict()
         self._remembered = remembered
         self._lock = threading.Lock()
+        self._shapes: dict[tuple[str, str], _Shape | None] = {}
+        self._compiler: _Compiler | None = None
+        self._compiling = threading.Lock()
 
     def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
         """The operationId and path parameters of a request, or None when it is no API operation."""
@@ -141,13 +161,16 @@ class Conformance:
         parsed: bool = True,
     ) -> list[ContractViolation]:
         """The response's broken rules: a declared status, its body schema and headers, the id shapes,
-        and (for status objects) the flow from the statuses this request showed before."""
+        and (for status objects) the flow from the statuses this request showed before; then, as
+        notices (severity `notice`), the body's properties that its schema does not list."""
         request_id = (path_params or {}).get("request_id")
         if isinstance(body, dict) and isinstance(body.get("request_id"), str):
             request_id = request_id or body["request_id"]
         found: list[ContractViolation] = []
 
-        def add(pointer: str, rule: str, message: str, expected: str, value: Any) -> None:
+        def add(
+            pointer: str, rule: str, message: str, expected: str, value: Any, severity: Severity = "error"
+        ) -> None:
             found.append(
                 ContractViolation(
                     operation_id,
@@ -158,6 +181,7 @@ class Conformance:
                     message,
                     expected,
                     redact(value, secrets),
+                    severity,
                 )
             )
 
@@ -195,7 +219,29 @@ class Conformance:
                 operation_id, body, request_id, (path_params or {}).get("request_id"), submit_path
             ):
                 add(pointer, name, message, expected, value)
+        if rule.body is not None and parsed and isinstance(body, (dict, list)):
+            shape = self.shape(operation_id, str(status))
+            if shape is not None:
+                unlisted: list[tuple[str, str, str, Any]] = []
+                _unlisted(shape, body, "/body", unlisted)
+                for pointer, message, expected, value in unlisted:
+                    add(pointer, UNLISTED_FIELD, message, expected, value, "notice")
         return found
+
+    def shape(self, operation_id: str, status: str) -> _Shape | None:
+        """What the body schema of a declared response lists, compiled on first use; None: nothing."""
+        key = (operation_id, status)
+        if key in self._shapes:
+            return self._shapes[key]
+        with self._compiling:
+            if key not in self._shapes:
+                if self._compiler is None:
+                    self._compiler = _Compiler(self.contract)
+                operation = self.contract.operations[operation_id]
+                raw = self.contract.resolve({"$ref": f"#{operation.pointer}"})["responses"][status]
+                content = self.contract.resolve(raw).get("content", {}).get("application/json", {})
+                self._shapes[key] = self._compiler.shape(content.get("schema"))
+        return self._shapes[key]
 
     def _semantics(
         self,
@@ -268,6 +314,241 @@ class Conformance:
                 f"{before} or later",
                 status,
             )
+
+
+# Unlisted fields -------------------------------------------------------------------------------------
+
+
+class _Shape:
+    """What a schema lists of the objects it describes, with its `$ref`s and `allOf` merged in.
+
+    `listed` names the properties; `properties` holds the shapes of those values that list something
+    deeper (and `items`, of an array's items). `describes` is False for a schema that lists no property
+    at all (a free-form object is no drift); `open` is True where unlisted names are the schema's own
+    business: `additionalProperties: false`, which the validator reports already, or a schema for them
+    (`extra`, as in a map). `choices` are the `oneOf`/`anyOf` and `if`/`then`/`else` whose branches
+    apply to some values only: a value is walked against the `view` of the branches that apply to it.
+    """
+
+    __slots__ = (
+        "choices",
+        "describes",
+        "extra",
+        "items",
+        "listed",
+        "names",
+        "open",
+        "patterns",
+        "properties",
+        "report",
+        "title",
+        "views",
+        "walk",
+    )
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.names: dict[str, None] = {}
+        """The listed names in the spec's order, for the message."""
+        self.listed: frozenset[str] = frozenset()
+        self.describes = False
+        self.open = False
+        self.report = False
+        """Whether an unlisted name is a notice here: `describes` and not `open`."""
+        self.properties: dict[str, _Shape] = {}
+        self.patterns: list[tuple[re.Pattern[str], _Shape | None]] = []
+        self.extra: _Shape | None = None
+        self.items: _Shape | None = None
+        self.choices: list[_Condition | _Alternatives] = []
+        self.views: dict[tuple[int, ...], _Shape] = {}
+        self.walk: tuple[tuple[str, str, _Shape], ...] = ()
+        """`properties` as (name, its pointer step, shape), for the hot path."""
+
+    def merge(self, other: _Shape) -> None:
+        if other.describes and other.title and other.title not in self.title.split(" or "):
+            self.title = f"{self.title} or {other.title}" if self.title else other.title
+        self.names.update(other.names)
+        self.describes |= other.describes
+        self.open |= other.open
+        for name, shape in other.properties.items():
+            self.properties[name] = _combine(self.properties.get(name), shape)
+        self.patterns += other.patterns
+        self.extra = _combine(self.extra, other.extra)
+        self.items = _combine(self.items, other.items)
+        self.choices += other.choices
+
+    def freeze(self) -> _Shape:
+        self.listed = frozenset(self.names)
+        self.report = self.describes and not self.open
+        self.walk = tuple((name, pointer_of(name), shape) for name, shape in self.properties.items())
+        return self
+
+    def empty(self) -> bool:
+        return not (
+            self.describes or self.open or self.properties or self.extra or self.items or self.choices
+        )
+
+    def view(self, value: Any) -> _Shape:
+        """This shape merged with the branches of its choices that apply to `value`, without choices."""
+        found: dict[int, _Shape] = {}
+        waiting = [self]
+        while waiting:
+            shape = waiting.pop()
+            if id(shape) not in found:
+                found[id(shape)] = shape
+                for choice in shape.choices:
+                    waiting += choice.pick(value)
+        key = tuple(found)
+        view = self.views.get(key)
+        if view is None:
+            view = _Shape("")
+            for shape in found.values():
+                view.merge(shape)
+            view.choices = []
+            view = self.views[key] = view.freeze()  # a handful per shape: `then` or `else`, ...
+        return view
+
+
+@overload
+def _combine(one: _Shape | None, other: _Shape) -> _Shape: ...
+@overload
+def _combine(one: _Shape | None, other: _Shape | None) -> _Shape | None: ...
+def _combine(one: _Shape | None, other: _Shape | None) -> _Shape | None:
+    """Both shapes as one (the names either lists), or the one there is."""
+    if one is None or other is None or one is other:
+        return one or other
+    both = _Shape("")
+    both.merge(one)
+    both.merge(other)
+    return both.freeze()
+
+
+@dataclass(frozen=True, slots=True)
+class _Condition:
+    """`if`/`then`/`else`: the branch that the value's validity against `if` picks."""
+
+    test: jsonschema_rs.Validator
+    then: _Shape | None
+    otherwise: _Shape | None
+
+    def pick(self, value: Any) -> tuple[_Shape, ...]:
+        branch = self.then if fast_valid(self.test, value) else self.otherwise
+        return (branch,) if branch is not None else ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Alternatives:
+    """`oneOf`/`anyOf`: the branches the value is valid against; when it is valid against none, all."""
+
+    branches: tuple[tuple[jsonschema_rs.Validator, _Shape], ...]
+
+    def pick(self, value: Any) -> tuple[_Shape, ...]:
+        valid = tuple(shape for test, shape in self.branches if fast_valid(test, value))
+        return valid or tuple(shape for _, shape in self.branches)
+
+
+class _Compiler:
+    """Compiles the spec's schemas into `_Shape`s, each spec node once (a shared `$ref`, one shape)."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        schemas = contract.spec.get("components", {}).get("schemas", {})
+        self._titles = {id(node): name for name, node in schemas.items()}
+        self._done: dict[int, _Shape | None] = {}
+        self._busy: set[int] = set()
+
+    def shape(self, node: Any) -> _Shape | None:
+        """The shape of a schema, or None when it lists nothing at any depth."""
+        if not isinstance(node, dict):
+            return None
+        key = id(node)
+        if key in self._done:
+            return self._done[key]
+        if key in self._busy:  # a recursive schema: its inner uses list nothing more
+            return None
+        self._busy.add(key)
+        try:
+            shape = self._done[key] = self._compile(node)
+        finally:
+            self._busy.discard(key)
+        return shape
+
+    def _compile(self, node: dict[str, Any]) -> _Shape | None:
+        own = _Shape(self._titles.get(id(node), str(node.get("title", ""))))
+        merged: list[_Shape | None] = []
+        if isinstance(node.get("$ref"), str):
+            merged.append(self.shape(self.contract.resolve({"$ref": node["$ref"]})))
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            own.describes = True
+            own.names = dict.fromkeys(properties)
+            for name, schema in properties.items():
+                if (child := self.shape(schema)) is not None:
+                    own.properties[name] = child
+        patterns = node.get("patternProperties")
+        if isinstance(patterns, dict):
+            own.describes = True
+            own.patterns = [(re.compile(pattern), self.shape(schema)) for pattern, schema in patterns.items()]
+        for keyword in ("additionalProperties", "unevaluatedProperties"):
+            rest = node.get(keyword)
+            if rest is False or (isinstance(rest, dict) and rest):
+                own.open = True
+                own.extra = _combine(own.extra, self.shape(rest))
+        own.items = self.shape(node.get("items"))
+        merged += [self.shape(schema) for schema in node.get("allOf", [])]
+        for keyword in ("oneOf", "anyOf"):
+            branches = [(schema, shape) for schema in node.get(keyword, []) if (shape := self.shape(schema))]
+            if len(branches) == 1:  # the others list nothing: no need to tell which applies
+                merged.append(branches[0][1])
+            elif branches:
+                own.choices.append(_Alternatives(tuple((self._test(s), shape) for s, shape in branches)))
+        if "if" in node:
+            then, otherwise = self.shape(node.get("then")), self.shape(node.get("else"))
+            if then is not None or otherwise is not None:
+                own.choices.append(_Condition(self._test(node["if"]), then, otherwise))
+        parts = [shape for shape in merged if shape is not None]
+        if own.empty() and len(parts) <= 1:
+            return parts[0] if parts else None
+        for shape in parts:
+            own.merge(shape)
+        return own.freeze()
+
+    def _test(self, schema: Any) -> jsonschema_rs.Validator:
+        return jsonschema_rs.Draft202012Validator(self.contract.inline(schema), validate_formats=False)
+
+
+def _unlisted(shape: _Shape, value: Any, at: str, found: list[tuple[str, str, str, Any]]) -> None:
+    """Add pointer, message, expected and value of each property of `value` that its shape does not list.
+
+    The hot path: for a value that holds no surprise, a set difference and a walk of the few listed
+    properties whose values list something deeper (`output`).
+    """
+    if shape.choices:
+        shape = shape.view(value)
+    if isinstance(value, dict):
+        if (shape.report or shape.extra or shape.patterns) and not shape.listed.issuperset(value):
+            for name in [name for name in value if name not in shape.listed]:  # in the body's order
+                item, deeper, matched = value[name], shape.extra, False
+                for pattern, child in shape.patterns:
+                    if pattern.search(name):
+                        matched, deeper = True, _combine(deeper if matched else None, child)
+                if shape.report and not matched:
+                    found.append(_notice(shape, name, item, at))
+                if deeper is not None and isinstance(item, (dict, list)):
+                    _unlisted(deeper, item, at + pointer_of(name), found)
+        for name, step, child in shape.walk:
+            item = value.get(name)
+            if isinstance(item, (dict, list)):
+                _unlisted(child, item, at + step, found)
+    elif isinstance(value, list) and shape.items is not None:
+        for index, item in enumerate(value):
+            if isinstance(item, (dict, list)):
+                _unlisted(shape.items, item, f"{at}/{index}", found)
+
+
+def _notice(shape: _Shape, name: str, value: Any, at: str) -> tuple[str, str, str, Any]:
+    message = f"{name!r} is not listed by {shape.title or 'the schema'} (allowed, but undocumented)"
+    return at + pointer_of(name), message, f"properties: {_brief(list(shape.names))}", value
 
 
 def _schema_violations(validator: Draft202012Validator, body: Any) -> Iterator[Found]:

@@ -124,6 +124,22 @@ class Contract:
             return {"allOf": [target], **siblings} if siblings else target
         return {key: self.inline(value) for key, value in node.items()}
 
+    def default_of(self, node: Any) -> tuple[Any] | tuple[()]:
+        """A property's default, as `(value,)`, or `()`: its own, else that of the type it names.
+
+        A union's default is the one its branches declare (`image_size` is `square_hd` through
+        `ImageSizePreset`): generators cannot take a `default` on a `oneOf` (Go emits
+        `= square_hd`, which does not compile), so the spec keeps it on the branch.
+        """
+        if not isinstance(node, dict):
+            return ()
+        if "default" in node:
+            return (node["default"],)
+        if "$ref" in node:
+            return self.default_of(self.resolve({"$ref": node["$ref"]}))
+        found = [default for branch in node.get("oneOf", []) if (default := self.default_of(branch))]
+        return found[0] if len(found) == 1 else ()
+
     # Compiling ----------------------------------------------------------------------------------
 
     def _compile(self) -> Iterator[Operation]:
@@ -136,11 +152,8 @@ class Contract:
                 body = self.resolve(node.get("requestBody"))
                 schema_at = f"{pointer}/requestBody/content/application~1json/schema"
                 schema = body["content"]["application/json"]["schema"] if body is not None else None
-                defaults = {
-                    name: prop["default"]
-                    for name, prop in self.resolve(schema or {}).get("properties", {}).items()
-                    if "default" in prop
-                }
+                properties = self.resolve(schema or {}).get("properties", {}).items()
+                defaults = {name: found[0] for name, prop in properties if (found := self.default_of(prop))}
                 yield Operation(
                     operation_id=node["operationId"],
                     method=method.upper(),

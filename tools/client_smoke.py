@@ -1,24 +1,30 @@
 """Build the clients in other languages and run each one's smoke test against the mock gateway.
 
-    python tools/client_smoke.py                      # build what is stale, then test every client
-    python tools/client_smoke.py --no-build           # test what `make clients` built
-    python tools/client_smoke.py --build-only         # `make clients`: (re)build every client
-    python tools/client_smoke.py typescript-fetch     # one client (names: see --help)
+    python -m tools.client_smoke                      # build what is stale, then test every client
+    python -m tools.client_smoke --no-build           # test what `make clients` built
+    python -m tools.client_smoke --build-only         # `make clients`: build what is stale
+    python -m tools.client_smoke --rebuild go         # rebuild one client whatever its inputs, test it
 
 The clients:
 - `typescript`: openapi-typescript types + openapi-fetch (clients/typescript/), compiled by tsc;
 - `typescript-fetch`: OpenAPI Generator's typescript-fetch client, compiled by the same pinned tsc
   with its smoke test (clients/openapi-generator/smoke/);
 - `python`: OpenAPI Generator's python client (pydantic v2), installed with its dependencies from
-  the package index into its own venv (build/clients/openapi-generator/python-venv), run there.
+  the package index into its own venv (build/clients/openapi-generator/python-venv), run there;
+- `go`, `rust`, `java`, `kotlin`: OpenAPI Generator's clients, each built with its language's own
+  tool (go build, cargo, mvn) together with its smoke program (clients/openapi-generator/smoke/<name>/,
+  every dependency pinned), which prints `PASS`/`FAIL` per check.
 
-For each client, `python -m mock_gateway --speed 50` starts on a free loopback port and is prepared
-through the admin API: a per-key rate limit (10 requests a second, bursts of 10: room for polling,
-not for hammering), a key with no balance (for the 402) and a key of its own for the 429. The
-client's smoke test then polls both submit operations to COMPLETED and downloads and decodes their
-images, and handles one 402 and one 429. Last, the mock's journal must show those answers really
-happened. Prints each test report and a closing `N passed, N failed` line per client; exits
-non-zero on any failure.
+A client is built when it is stale (its product older than the spec, its config or its smoke
+sources), two at a time; the language caches stay where the tools keep them. For each client,
+`python -m mock_gateway --speed 50` starts on a free loopback port and is prepared through the admin
+API: a per-key rate limit (10 requests a second, bursts of 10: room for polling, not for
+hammering), a key with no balance (for the 402), a key of its own for the 429, and fields the spec
+does not list in every answer (`extra_fields`). The client's smoke test then polls both submit
+operations to COMPLETED and downloads and decodes their images, and handles a 402 and a 429 (the
+compiled ones a 400 and a sync-mode 200 too). Last, the mock's journal must show those answers
+really happened. Smoke tests run four at a time, each report printed whole with a closing
+`N passed, N failed` line; the exit status is non-zero on any failure.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import time
 import venv
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +55,17 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "clients"
 SMOKE_DIR = ROOT / "clients" / "openapi-generator" / "smoke"
 PYTHON_VENV = BUILD / "openapi-generator" / "python-venv"
+GO_SMOKE = BUILD / "openapi-generator" / "go-smoke"
+RUST_TARGET = BUILD / "openapi-generator" / "rust-target"
+RUST_SMOKE = RUST_TARGET / "debug" / "boogu-rust-smoke"
+JAVA_CLASSPATH = BUILD / "openapi-generator" / "java-smoke" / "classpath.txt"
+KOTLIN_CLASSPATH = BUILD / "openapi-generator" / "kotlin-smoke" / "classpath.txt"
+"""Beside the generated folder, which every generation replaces."""
 # What the python client's venv gets besides the generated package (Pillow decodes the downloads).
 PYTHON_EXTRAS = ["pillow>=11,<14"]
 RATE_LIMIT = {"rate": 10, "burst": 10}
+EXTRA_FIELDS = {"progress": 0.5, "region": "eu-1"}
+"""Fields the spec does not list, in every answer: each client must read answers from a gateway that grew."""
 BROKE_KEY = "smoke-broke"
 THROTTLED_KEY = "smoke-throttled"
 TEST_TIMEOUT = 120.0
@@ -80,6 +95,11 @@ def node_counts(report: str) -> tuple[int, int]:
     return found.get("pass", 0), found.get("fail", 0) + found.get("cancelled", 0)
 
 
+def check_counts(report: str) -> tuple[int, int]:
+    """Passed and failed checks of the Go, Rust, Java and Kotlin programs (`PASS name`, `FAIL name: why`)."""
+    return len(re.findall(r"^PASS ", report, re.M)), len(re.findall(r"^FAIL ", report, re.M))
+
+
 def unittest_counts(report: str) -> tuple[int, int]:
     """Passed and failed tests from unittest's summary (`Ran 4 tests`, `FAILED (failures=1, errors=1)`)."""
     ran = re.search(r"^Ran (\d+) tests?", report, re.M)
@@ -90,6 +110,67 @@ def unittest_counts(report: str) -> tuple[int, int]:
 def build_typescript_fetch() -> None:
     openapi_generator.generate("typescript-fetch")
     npm_run("clients:typescript-fetch:compile")
+
+
+def toolchain(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise SystemExit(f"client_smoke: `{name}` is not on PATH (Go, cargo, Java 17 and Maven are needed)")
+    return path
+
+
+def build_go() -> None:
+    """`go build` of the smoke module, which requires the generated module and replaces it by its folder."""
+    openapi_generator.generate("go")
+    command = [
+        toolchain("go"),
+        "-C",
+        str(SMOKE_DIR / "go"),
+        "build",
+        "-buildvcs=false",
+        "-o",
+        str(GO_SMOKE),
+        ".",
+    ]
+    subprocess.run(command, check=True)
+
+
+def build_rust() -> None:
+    """`cargo build --locked` of the smoke crate, which depends on the generated crate by path."""
+    openapi_generator.generate("rust")
+    manifest = SMOKE_DIR / "rust" / "Cargo.toml"
+    command = [toolchain("cargo"), "build", "--quiet", "--locked", "--manifest-path", str(manifest)]
+    subprocess.run([*command, "--target-dir", str(RUST_TARGET)], check=True)
+
+
+def maven(pom: Path, phase: str) -> None:
+    """One quiet Maven run, every plugin and dependency version pinned in the poms."""
+    quiet = ["-B", "-q", "--no-transfer-progress", "-Dstyle.color=never", "-Dmaven.test.skip=true"]
+    result = subprocess.run(
+        [toolchain("mvn"), *quiet, "-f", str(pom), phase], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:  # Maven says why on stdout; a build that passes prints only colour codes
+        print(result.stdout, result.stderr, sep="", file=sys.stderr)
+        raise subprocess.CalledProcessError(result.returncode, result.args)
+
+
+def build_java() -> None:
+    """The generated project, with its own generated pom, and the smoke program: one reactor build."""
+    openapi_generator.generate("java")
+    maven(SMOKE_DIR / "java" / "reactor" / "pom.xml", "package")
+
+
+def build_kotlin() -> None:
+    """The generator writes only a Gradle build: the smoke pom compiles the generated sources with the
+    program, with the Kotlin compiler from Maven, at the generated build.gradle's versions."""
+    openapi_generator.generate("kotlin")
+    maven(SMOKE_DIR / "kotlin" / "pom.xml", "compile")
+
+
+def jvm(classpath_file: Path, main_class: str) -> list[str]:
+    """`java` with the program's classes and the classpath file its build wrote (no Maven at run time)."""
+    classpath = f"{classpath_file.parent / 'classes'}{os.pathsep}{classpath_file.read_text().strip()}"
+    return [toolchain("java"), "-cp", classpath, main_class]
 
 
 def build_python() -> None:
@@ -126,6 +207,15 @@ class Client:
         built = self.built.stat().st_mtime
         files = [file for path in self.inputs for file in ([path] if path.is_file() else path.rglob("*"))]
         return any(file.is_file() and file.stat().st_mtime > built for file in files)
+
+
+def program(
+    name: str, title: str, built: Path, build: Callable[[], None], command: Callable[[], list[str]]
+) -> Client:
+    """A compiled language's client: its config and smoke folder (`smoke/<name>/`) are its inputs,
+    and its program prints `PASS`/`FAIL` per check."""
+    inputs = (ROOT / "openapi.yaml", openapi_generator.config(name), SMOKE_DIR / name)
+    return Client(name, title, built, inputs, build, command, check_counts)
 
 
 def clients() -> dict[str, Client]:
@@ -168,13 +258,37 @@ def clients() -> dict[str, Client]:
                 lambda: [str(PYTHON_VENV / "bin" / "python"), str(SMOKE_DIR / "python_smoke.py")],
                 unittest_counts,
             ),
+            program("go", "OpenAPI Generator go client", GO_SMOKE, build_go, lambda: [str(GO_SMOKE)]),
+            program(
+                "rust",
+                "OpenAPI Generator rust client (reqwest)",
+                RUST_SMOKE,
+                build_rust,
+                lambda: [str(RUST_SMOKE)],
+            ),
+            program(
+                "java",
+                "OpenAPI Generator java client (Spring RestClient on the JDK HttpClient)",
+                JAVA_CLASSPATH,
+                build_java,
+                lambda: jvm(JAVA_CLASSPATH, "ai.boogu.smoke.Smoke"),
+            ),
+            program(
+                "kotlin",
+                "OpenAPI Generator kotlin client (jvm-okhttp4, Moshi)",
+                KOTLIN_CLASSPATH,
+                build_kotlin,
+                lambda: jvm(KOTLIN_CLASSPATH, "ai.boogu.smoke.SmokeKt"),
+            ),
         )
     }
 
 
 def prepare(base_url: str) -> None:
     with httpx.Client(base_url=base_url, timeout=10) as admin:
-        admin.patch("/__mock/config", json={"rate_limit": RATE_LIMIT}).raise_for_status()
+        admin.patch(
+            "/__mock/config", json={"rate_limit": RATE_LIMIT, "extra_fields": EXTRA_FIELDS}
+        ).raise_for_status()
         admin.post("/__mock/keys", json={"key": BROKE_KEY, "balance": 0}).raise_for_status()
         admin.post("/__mock/keys", json={"key": THROTTLED_KEY}).raise_for_status()
 
@@ -189,10 +303,8 @@ def run_test(client: Client, base_url: str) -> tuple[int, str]:
         NO_COLOR="1",
     )
     code, output = run_captured(client.command(), cwd=ROOT, env=env, timeout=TEST_TIMEOUT)
-    print(output, end="", flush=True)
     if code is None:
-        print(f"client_smoke: {client.name} did not finish within {TEST_TIMEOUT:.0f} s")
-        return 1, output
+        return 1, f"{output}client_smoke: {client.name} did not finish within {TEST_TIMEOUT:.0f} s\n"
     return code, output
 
 
@@ -209,11 +321,10 @@ def journal_problems(base_url: str) -> list[str]:
     return problems
 
 
-def smoke(client: Client, speed: str) -> bool:
-    """Run one client's smoke test against a fresh mock; print its report and a summary line."""
+def smoke(client: Client, speed: str) -> tuple[bool, str]:
+    """Run one client's smoke test against a fresh mock: whether it passed, and its report."""
     if not client.built.is_file():
-        print(f"client_smoke: {client.name} is not built: run `make clients`", file=sys.stderr)
-        return False
+        return False, f"client_smoke: {client.name} is not built: run `make clients`\n"
     started = time.monotonic()
     with gateway_process("--speed", speed) as base_url:
         prepare(base_url)
@@ -222,12 +333,41 @@ def smoke(client: Client, speed: str) -> bool:
     passed, failed = client.counts(report)
     if code != 0 and failed == 0:
         failed = 1  # it failed outside any test (a crash, a missing module): still a failure
-    for problem in problems:
-        print(f"client_smoke: {client.name}: journal check failed: {problem}")
+    lines = [f"client_smoke: {client.name}: journal check failed: {problem}" for problem in problems]
     passed, failed = (passed + 1, failed) if not problems else (passed, failed + 1)
-    print(f"client_smoke: {client.title} against the mock gateway in {time.monotonic() - started:.1f} s")
-    print(f"client_smoke: {client.name}: {passed} passed, {failed} failed", flush=True)
-    return failed == 0 and passed > 0
+    lines.append(
+        f"client_smoke: {client.title} against the mock gateway in {time.monotonic() - started:.1f} s"
+    )
+    lines.append(f"client_smoke: {client.name}: {passed} passed, {failed} failed")
+    return failed == 0 and passed > 0, report + "\n".join(lines) + "\n"
+
+
+def build(client: Client) -> None:
+    started = time.monotonic()
+    print(f"client_smoke: building the {client.title}", flush=True)
+    client.build()
+    print(f"client_smoke: {client.name} built in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def build_all(stale: Sequence[Client]) -> None:
+    """Two builds at a time: each mostly keeps one core busy (a compiler, the generator's JVM) or
+    waits on a registry."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for future in [pool.submit(build, client) for client in stale]:
+            future.result()
+
+
+def smoke_all(clients: Sequence[Client], speed: str, parallel: int) -> bool:
+    """Each client against its own mock, `parallel` at a time (they mostly wait on the mock's clock);
+    each report printed whole as it ends, so reports never interleave."""
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        futures = [pool.submit(smoke, client, speed) for client in clients]
+        results = []
+        for future in as_completed(futures):
+            ok, report = future.result()
+            print(report, end="", flush=True)
+            results.append(ok)
+    return all(results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -240,23 +380,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--no-build", action="store_true", help="do not rebuild a stale client")
-    group.add_argument("--build-only", action="store_true", help="rebuild the clients, test none")
+    group.add_argument("--build-only", action="store_true", help="build what is stale, test none")
+    parser.add_argument("--rebuild", action="store_true", help="build every client, stale or not")
     parser.add_argument("--speed", default="50", help="the mock's --speed (default: %(default)s)")
+    parser.add_argument(
+        "--parallel", type=int, default=4, help="smoke tests run at once (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     if unknown := sorted(set(args.names) - set(known)):
         parser.error(f"unknown client(s) {', '.join(unknown)}; known: {', '.join(known)}")
     chosen = [known[name] for name in args.names or known]
 
-    for client in chosen:
-        if args.build_only or (not args.no_build and client.stale()):
-            started = time.monotonic()
-            print(f"client_smoke: building the {client.title}", flush=True)
-            client.build()
-            print(f"client_smoke: {client.name} built in {time.monotonic() - started:.1f} s", flush=True)
+    if not args.no_build:
+        build_all([client for client in chosen if args.rebuild or client.stale()])
     if args.build_only:
         return 0
-    results = [smoke(client, args.speed) for client in chosen]
-    return 0 if all(results) else 1
+    return 0 if smoke_all(chosen, args.speed, args.parallel) else 1
 
 
 if __name__ == "__main__":

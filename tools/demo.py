@@ -20,6 +20,7 @@ from boogu_image_client.models import (
     ImageEditRequest,
     QueuedRequest,
     RequestStatus,
+    SubmitResult,
     TextToImageRequest,
 )
 from boogu_image_client.types import Unset
@@ -65,7 +66,7 @@ def download(status: RequestStatus, folder: Path) -> list[Path]:
     return saved
 
 
-def accepted(answer: QueuedRequest | RequestStatus | ErrorResponse | None) -> QueuedRequest:
+def accepted(answer: QueuedRequest | SubmitResult | ErrorResponse | None) -> QueuedRequest:
     if not isinstance(answer, QueuedRequest):
         raise SystemExit(f"submit failed: {answer}")
     return answer

@@ -30,6 +30,7 @@ from boogu_image_client.models import (
     ImageEditRequest,
     QueuedRequest,
     RequestStatus,
+    SubmitResult,
     TextToImageRequest,
 )
 from boogu_image_client.types import Response, Unset
@@ -306,7 +307,7 @@ async def test_sync_mode_returns_decodable_inline_images(api: Api, gateway: Mock
     )
     response = await api.image_edit(body)
     assert response.status_code == 200
-    final = parsed(response, RequestStatus)
+    final = parsed(response, SubmitResult)
     assert final.status == "COMPLETED"
     assert not isinstance(final.output, Unset | None)
     images = decode_data_uris(final.output.media_url)

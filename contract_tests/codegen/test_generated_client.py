@@ -31,6 +31,7 @@ from boogu_image_client.models import (
     QueuedRequest,
     RequestOutput,
     RequestStatus,
+    SubmitResult,
     TextToImageRequest,
 )
 from boogu_image_client.models.status import STATUS_VALUES
@@ -61,12 +62,15 @@ EDIT_PATH: Final = "/boogu-image-edit/v1/boogu-image-edit-request"
 STATUS_PREFIX: Final = "/v2/requests/status/"
 EDIT_SECTION_HEADING: Final = "### Image to Image (Image Editing)"
 
-Model = type[TextToImageRequest | ImageEditRequest | QueuedRequest | RequestStatus | ErrorResponse]
+Model = type[
+    TextToImageRequest | ImageEditRequest | QueuedRequest | RequestStatus | SubmitResult | ErrorResponse
+]
 MODELS: Final[dict[str, Model]] = {
     "TextToImageRequest": TextToImageRequest,
     "ImageEditRequest": ImageEditRequest,
     "QueuedRequest": QueuedRequest,
     "RequestStatus": RequestStatus,
+    "SubmitResult": SubmitResult,
     "ErrorResponse": ErrorResponse,
 }
 Mode = Literal["sync", "async"]
@@ -349,7 +353,7 @@ class Answer:
 
 SUBMIT_ANSWERS: Final = {
     "202-queued": Answer(202, TEXT_QUEUED, QueuedRequest),
-    "200-sync-completed": Answer(200, SYNC_COMPLETED, RequestStatus),
+    "200-sync-completed": Answer(200, SYNC_COMPLETED, SubmitResult),
     "400-model-not-found": Answer(400, MODEL_NOT_FOUND, ErrorResponse),
     "402-insufficient-balance": Answer(402, INSUFFICIENT_BALANCE, ErrorResponse),
     "429-rate-limited": Answer(429, RATE_LIMITED, ErrorResponse, (("Retry-After", "3"),)),
@@ -390,7 +394,7 @@ def check_fields(parsed: Any, body: dict[str, Any]) -> None:
             "QUEUED",
             body["polling_url"],
         )
-    elif isinstance(parsed, RequestStatus):
+    elif isinstance(parsed, RequestStatus | SubmitResult):
         assert (parsed.request_id, parsed.status, parsed.model_id, parsed.error) == (
             body["request_id"],
             body["status"],
@@ -433,7 +437,7 @@ async def test_sync_mode_answer_holds_data_uri(mode: Mode) -> None:
     with respx.mock(base_url=BASE_URL) as router:
         router.post(TEXT_PATH).respond(200, json=SYNC_COMPLETED)
         response = await send(OPERATIONS["submit_text_to_image"], mode)
-    assert isinstance(response.parsed, RequestStatus)
+    assert isinstance(response.parsed, SubmitResult)
     assert isinstance(response.parsed.output, RequestOutput)
     assert response.parsed.output.media_url[0].startswith("data:image/png;base64,")
 
@@ -451,7 +455,7 @@ async def test_unknown_status_value_is_kept_not_raised(op_id: str, mode: Mode) -
     with respx.mock(base_url=BASE_URL) as router:
         router.route(method=op.method, path=op.path).respond(200, json=body)
         response = await send(op, mode)
-    assert isinstance(response.parsed, RequestStatus)
+    assert isinstance(response.parsed, SubmitResult if op.body else RequestStatus)
     kept: str = response.parsed.status  # typed Status, holding a value outside it
     assert kept == "CANCELLED"
     assert kept not in STATUS_VALUES

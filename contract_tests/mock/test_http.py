@@ -27,7 +27,9 @@ from boogu_image_client.models import (
     CustomImageSize,
     ImageEditRequest,
     QueuedRequest,
+    RequestOutput,
     RequestStatus,
+    SubmitResult,
     TextToImageRequest,
 )
 from PIL import Image
@@ -912,6 +914,11 @@ def test_config_get_and_patch(gateway: MockGateway, http: httpx.Client, admin: h
         pytest.param(b'{"max_body_bytes": 10}', "max_body_bytes", id="body-limit-too-small"),
         pytest.param(b'{"webhook_allowlist": "hooks.test"}', "webhook_allowlist", id="allowlist-not-a-list"),
         pytest.param(b'{"colour": "blue"}', "colour", id="unknown-setting"),
+        pytest.param(b'{"extra_fields": ["progress"]}', "extra_fields", id="extra-fields-not-an-object"),
+        pytest.param(b'{"extra_fields": {"": 1}}', "extra_fields", id="extra-fields-empty-name"),
+        pytest.param(
+            b'{"extra_fields": {"pad": "' + b"x" * 5000 + b'"}}', "extra_fields", id="extra-fields-too-large"
+        ),
         pytest.param(b"[1, 2]", "JSON object", id="not-an-object"),
         pytest.param(b'{"speed": ', "not valid JSON", id="invalid-json"),
     ],
@@ -924,6 +931,24 @@ def test_invalid_config_patch_is_400_and_changes_nothing(
     assert response.status_code == 400
     assert field in response.json()["message"]
     assert admin.get("/__mock/config").json() == before
+
+
+def test_extra_fields_are_added_to_every_api_answer_never_over_a_listed_one(
+    http: httpx.Client, admin: httpx.Client
+) -> None:
+    """A gateway that grew fields: what a client must read without breaking (the spec lets it)."""
+    extra = {"progress": 0.5, "status": "NOT-THIS", "region": {"name": "eu-1"}}
+    assert admin.patch("/__mock/config", json={"extra_fields": extra}).status_code == 200
+    queued = submit(http)
+    assert queued.status_code == 202
+    assert queued.json()["status"] == "QUEUED"
+    assert (queued.json()["progress"], queued.json()["region"]) == (0.5, {"name": "eu-1"})
+    status = poll(http, queued.json()["request_id"])
+    assert status.json()["progress"] == 0.5 and status.json()["status"] != "NOT-THIS"
+    refused = submit(http, {"prompt": ""})
+    assert refused.status_code == 400 and refused.json()["progress"] == 0.5
+    assert admin.patch("/__mock/config", json={"extra_fields": {}}).status_code == 200
+    assert "progress" not in poll(http, queued.json()["request_id"]).json()
 
 
 def test_keys_create_read_update(admin: httpx.Client) -> None:
@@ -1128,8 +1153,8 @@ def test_generated_client_sync_mode(gateway: MockGateway) -> None:
             client=client, body=TextToImageRequest(prompt="x", sync_mode=True, image_size="square")
         )
     assert answer.status_code == 200
-    assert isinstance(answer.parsed, RequestStatus)
-    assert answer.parsed.output
+    assert isinstance(answer.parsed, SubmitResult)
+    assert isinstance(answer.parsed.output, RequestOutput)
     assert answer.parsed.output.media_url[0].startswith("data:image/jpeg;base64,")
 
 
@@ -1173,7 +1198,7 @@ async def test_generated_client_async_sync_mode(async_client: AuthenticatedClien
         ),
     )
     assert answer.status_code == 200
-    assert isinstance(answer.parsed, RequestStatus)
+    assert isinstance(answer.parsed, SubmitResult)
     assert answer.parsed.status == "COMPLETED"
 
 

@@ -53,7 +53,7 @@ VIEWS = [
         "overview",
         "",
         [
-            "Boogu Image API (1.0.0)",
+            "Boogu Image API (2.0.0)",
             "/boogu-image/v1/boogu-image-request",
             "/boogu-image-edit/v1/boogu-image-edit-request",
             "/v2/requests/status/{request_id}",

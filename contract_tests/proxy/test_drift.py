@@ -11,19 +11,15 @@ import pytest
 
 from boogu_contract import Conformance, ContractViolation
 from mock_gateway.contract_tools._proxy import ContractProxy
-from mock_gateway.testing import LiveServer
 
-from .drift import STATUS, SUBMIT, drifting_app, request_id, status_body
+from .drift import STATUS, SUBMIT, drifting_app, request_id, served, status_body
 
 KEY = {"Ocp-Apim-Subscription-Key": "secret-key-123"}
 
 
 @pytest.fixture(scope="module")
 def drifting() -> Iterator[str]:
-    server = LiveServer(drifting_app())
-    server.start()
-    yield server.base_url
-    server.stop()
+    yield from served(drifting_app())
 
 
 @pytest.fixture

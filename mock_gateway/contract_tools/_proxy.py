@@ -6,6 +6,12 @@ proxy so that downloads are seen (and recorded) too. Each violation is also logg
 kept for `GET /__mock/violations` (`DELETE` empties it). Bodies are read whole, up to
 `max_body_bytes` each way, because a body must be complete to be validated; the key is forwarded
 and never logged, kept or written.
+
+Notices (severity `notice`: an answer's field that its schema does not list) are no violation: they
+are kept in the same list with their severity, but counted apart, in an `X-Contract-Notices` header
+sent only when there are some, and logged as `contract notice` (WARNING the first time a pointer of
+an operation's status shows one, INFO after that, so that a gateway adding a field to every answer
+does not flood the log).
 """
 
 from __future__ import annotations
@@ -34,14 +40,18 @@ from ._cassette import CassetteWriter, Exchange
 
 logger = logging.getLogger("mock_gateway.proxy")
 VIOLATIONS_HEADER = "x-contract-violations"
+NOTICES_HEADER = "x-contract-notices"
 MEDIA_PREFIX = "/__proxy/media/"
 MAX_HEADER_CHARS = 400
 MAX_MEDIA = 100_000
 """Rewritten media URLs remembered (the oldest forgotten first)."""
+MAX_NOTICED = 10_000
+"""Notices whose first sighting is remembered, for the log level (forgotten all at once when full)."""
 
 
 class ViolationLog:
-    """The violations seen so far, newest last, bounded; for `/__mock/violations` and `boogu verify`."""
+    """The violations and notices seen so far, newest last, bounded; for `/__mock/violations` and
+    `boogu verify`. Each entry has a `severity`: `error` (a violation) or `notice`."""
 
     def __init__(self, size: int = 10_000) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=size)
@@ -91,6 +101,8 @@ class ContractProxy:
         self._session: aiohttp.ClientSession | None = None
         self._media: dict[str, str] = {}
         """Rewritten media: token → the upstream's URL. Only these URLs can be fetched through the proxy."""
+        self._noticed: set[tuple[str, int, str]] = set()
+        """(operation, status, pointer) of the notices logged so far at WARNING."""
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -178,7 +190,11 @@ class ContractProxy:
             if self.rewrite_media and answer.status == 200 and isinstance(response_json, dict):
                 response_body = self._rewrite(answer.body, response_json, base)
             self._report(method, path, answer.status, found)
-        final = Answer(answer.status, [*answer.headers, (VIOLATIONS_HEADER, _summary(found))], response_body)
+        errors = [violation for violation in found if not violation.is_notice]
+        added = [(VIOLATIONS_HEADER, _summary(errors))]
+        if len(errors) < len(found):
+            added.append((NOTICES_HEADER, _summary([v for v in found if v.is_notice])))
+        final = Answer(answer.status, [*answer.headers, *added], response_body)
         if self.recorder is not None:
             self.recorder.record(
                 Exchange(
@@ -192,7 +208,7 @@ class ContractProxy:
                     response_body=final.body,
                     operation=routed[0] if routed else None,
                     request_id=request_id,
-                    violations=[v.summary() for v in found],
+                    violations=[v.summary() for v in errors],
                     secrets=secrets,
                 )
             )
@@ -240,8 +256,17 @@ class ContractProxy:
         for violation in found:
             entry = {"at": at, "method": method, "path": path, "status": status, **violation.to_dict()}
             self.violations.add(entry)
-            logger.warning(
-                "contract violation: %s %s %s → %s %s %s: %s (spec: %s; got %s)",
+            level = logging.WARNING
+            if violation.is_notice:
+                seen = (violation.operation, status, violation.pointer)
+                if len(self._noticed) >= MAX_NOTICED:
+                    self._noticed.clear()
+                level = logging.INFO if seen in self._noticed else logging.WARNING
+                self._noticed.add(seen)
+            logger.log(
+                level,
+                "contract %s: %s %s %s → %s %s %s: %s (spec: %s; got %s)",
+                "notice" if violation.is_notice else "violation",
                 violation.operation,
                 violation.request_id or "-",
                 violation.side,
@@ -323,7 +348,9 @@ def _with_id(violation: ContractViolation, request_id: str | None) -> ContractVi
 
 
 def _summary(found: Collection[ContractViolation]) -> str:
-    """`0`, or `2; response /body/model_id required; response /status declared-status`, kept short."""
+    """`0`, or `2; response /body/model_id required; response /status declared-status`, kept short.
+
+    The same for notices: `1; response /body/progress unlisted-field`."""
     text = "; ".join([str(len(found)), *(v.summary() for v in found)])
     if len(text) > MAX_HEADER_CHARS:
         text = text[: MAX_HEADER_CHARS - 3] + "..."

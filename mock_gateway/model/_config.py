@@ -7,6 +7,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from ._ratelimit import RateLimit
 
 DEFAULT_API_KEY = "test-key"
@@ -86,6 +88,9 @@ class MockConfig:
     """Request line and headers of one request, when served; larger requests are answered 431."""
     body_timeout: float = 15.0
     """Seconds a client may take to send a request's headers or body before it is answered 408."""
+    extra_fields: dict[str, Any] = field(default_factory=dict)
+    """Fields the spec does not list, added to every JSON object the API answers (never over a listed
+    one): a gateway that grew a field, for testing that a client reads answers it does not know."""
 
     def __post_init__(self) -> None:
         rates = ("failed_rate", "error_rate", "fault_rate", "drop_rate", "latency_rate", "duration_jitter")
@@ -197,6 +202,18 @@ def _public_url(value: Any) -> str | None:
     return value.rstrip("/")
 
 
+MAX_EXTRA_FIELDS_BYTES = 4096
+
+
+def _extra_fields(value: Any) -> dict[str, Any]:
+    """A small JSON object: it is copied into every answer, so its size is bounded."""
+    if not isinstance(value, dict) or not all(isinstance(name, str) and name for name in value):
+        raise ConfigError('extra_fields: expected a JSON object such as {"progress": 0.5}')
+    if len(orjson.dumps(value)) > MAX_EXTRA_FIELDS_BYTES:
+        raise ConfigError(f"extra_fields: at most {MAX_EXTRA_FIELDS_BYTES:,} bytes of JSON")
+    return dict(value)
+
+
 def _convert(name: str, value: Any) -> Any:
     """Turn one JSON value into the field's type, naming the field when it does not fit."""
     try:
@@ -219,6 +236,8 @@ def _convert(name: str, value: Any) -> Any:
             return tuple(value)
         if name == "public_url":
             return _public_url(value)
+        if name == "extra_fields":
+            return _extra_fields(value)
         if name == "seed":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError("seed: expected an integer or null")

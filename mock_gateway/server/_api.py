@@ -71,6 +71,9 @@ class Call:
         return self._headers
 
     def respond(self, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+        extra = self.backend.config.extra_fields
+        if extra and isinstance(payload, dict):
+            payload = {**extra, **payload}
         self.answer = payload
         return ApiResponse(payload, status, headers)
 

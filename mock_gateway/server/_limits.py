@@ -15,6 +15,11 @@ arms no timer):
 
 The limits are read from the backend's config on each use, so `PATCH /__mock/config` applies at once.
 Apps with no backend (the validating proxy, replay) get the defaults of `MockConfig`.
+
+It also serves, as plain HTTP/1.1 with its body, a request that offers an upgrade uvicorn does not
+take, such as the `Upgrade: h2c` of Java's HttpClient: uvicorn's httptools protocol handed the app an
+empty body (uvicorn#2722), where RFC 9110 §7.8 lets a server ignore the offer. Websocket upgrades are
+left to uvicorn.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import asyncio
 import resource
 from typing import Any, Protocol
 
+import httptools
 import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -77,6 +83,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
+        self._offer_head: bytes | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -94,10 +101,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         """Parse, then read the request's progress off uvicorn's cycle (one per request, created
         when its headers are complete; `more_body` false once its body is): no parser callback
-        is overridden, so the hot path gains one Python call per chunk."""
+        is overridden for this, so the hot path gains one Python call per chunk."""
         before = self.cycle
         was_in_body = before is not None and before.more_body
-        super().data_received(data)
+        self._parse(data)
         cycle = self.cycle
         if cycle is not None and not cycle.more_body and (cycle is not before or was_in_body):
             # A request ended in this chunk (the common case: it came whole). Bytes after it, a
@@ -117,6 +124,63 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 return
         if self._deadline is None:
             self._deadline = self.loop.call_later(self.backend.config.body_timeout, self._too_slow)
+
+    def _parse(self, data: bytes) -> None:
+        """uvicorn's `data_received`, but an upgrade offer it does not take (h2c) is ignored, as RFC 9110
+        §7.8 lets a server: the request is served as HTTP/1.1, with its body.
+
+        httptools skips the body of any request with an offer and stops after its head; uvicorn only
+        warns when the offer is not a websocket one, so the app read an empty body (uvicorn#2722).
+        `on_headers_complete` starts no request for such an offer; its head, without the offer, and
+        the bytes after it go to a fresh parser here, which sees a plain request.
+        """
+        self._unset_keepalive_if_required()
+        while True:
+            try:
+                self.parser.feed_data(data)
+                return
+            except httptools.HttpParserError:
+                message = "Invalid HTTP request received."
+                self.logger.warning(message)
+                self.send_400_response(message)
+                return
+            except httptools.HttpParserUpgrade as upgrade:
+                if self._offer_head is None:
+                    if self._should_upgrade():
+                        self.handle_websocket_upgrade()
+                    else:  # CONNECT
+                        self._unsupported_upgrade_warning()
+                    return
+                data = self._offer_head + data[upgrade.args[0] :]
+                self._offer_head = None
+                self.parser = httptools.HttpRequestParser(self)
+                self.parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn's
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        if parser.should_upgrade() and not self._should_upgrade() and parser.get_method() != b"CONNECT":
+            self._offer_head = self._head_without_offer()  # served once the parser stops: `_parse`
+            return
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        if self._offer_head is None:  # else the end of an offer's head, its body skipped: not the end
+            super().on_message_complete()
+
+    def _head_without_offer(self) -> bytes:
+        """The request line and headers again, without `Upgrade` headers nor the `upgrade` connection
+        option: no parser can take them for an offer (unless CONNECT, which is not replayed)."""
+        version = self.parser.get_http_version().encode()
+        lines = [b"%s %s HTTP/%s\r\n" % (self.parser.get_method(), self.url, version)]
+        for name, value in self.headers:
+            if name == b"connection":
+                options = [option.strip() for option in value.split(b",")]
+                value = b", ".join(option for option in options if option and option.lower() != b"upgrade")
+                if not value:
+                    continue
+            if name != b"upgrade":
+                lines.append(b"%s: %s\r\n" % (name, value))
+        return b"".join(lines) + b"\r\n"
 
     def _too_slow(self) -> None:
         self._deadline = None

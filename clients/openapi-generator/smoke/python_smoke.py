@@ -1,10 +1,13 @@
 """Smoke test of the OpenAPI Generator `python` client (pydantic v2) against a live gateway (the mock).
 
 Both submit operations polled to COMPLETED and their images downloaded and decoded (Pillow), one
-402 and one 429. Run by tools/client_smoke.py with the Python of the client's own venv (the
-generated package and its dependencies installed from the package index), which passes
-BOOGU_BASE_URL, BOOGU_API_KEY, BOOGU_BROKE_KEY (balance 0) and BOOGU_THROTTLED_KEY (its own
-rate-limit bucket). Standard unittest, so that venv needs no test runner.
+402 and one 429, a `sync_mode` answer read by the same typed call, and the fields the spec does not
+list (the mock's `extra_fields`) kept.
+
+Run by tools/client_smoke.py with the Python of the client's own venv (the generated package and
+its dependencies installed from the package index), which passes BOOGU_BASE_URL, BOOGU_API_KEY,
+BOOGU_BROKE_KEY (balance 0) and BOOGU_THROTTLED_KEY (its own rate-limit bucket).
+Standard unittest, so that venv needs no test runner.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from boogu_openapi_client import (
     ErrorResponse,
     ImageEditApi,
     ImageEditRequest,
+    ImageSize,
     QueuedRequest,
     RequestStatus,
     StatusApi,
+    SubmitResult,
     TextToImageApi,
     TextToImageRequest,
-    TextToImageRequestImageSize,
 )
 from boogu_openapi_client.exceptions import ApiException
 from PIL import Image
@@ -111,7 +115,7 @@ class OpenApiGeneratorPythonClient(unittest.TestCase):
         return status.output.media_url
 
     def test_1_text_to_image_to_completed_and_downloaded(self) -> None:
-        size = TextToImageRequestImageSize(CustomImageSize(width=320, height=240))
+        size = ImageSize(CustomImageSize(width=320, height=240))
         request = TextToImageRequest(prompt="A lighthouse in a storm", image_size=size, seed=7)
         submitted = self.queued(self.client.text_to_image.submit_text_to_image(request))
         assert submitted.request_id.startswith("boogu-image_")
@@ -156,6 +160,22 @@ class OpenApiGeneratorPythonClient(unittest.TestCase):
         submitted = self.queued(patient.text_to_image.submit_text_to_image(TextToImageRequest(prompt="x")))
         for _ in range(15):  # more than the burst of 10: some answers are 429s, retried after Retry-After
             patient.status.get_request_status(submitted.request_id)
+
+    def test_6_sync_mode_is_read_by_the_same_typed_submit(self) -> None:
+        request = TextToImageRequest(prompt="a red fox", image_size=ImageSize("square"), sync_mode=True)
+        finished = self.client.text_to_image.submit_text_to_image(request)
+        assert isinstance(finished, SubmitResult), f"expected the 200 SubmitResult, got {finished!r}"
+        assert finished.status.value == "COMPLETED"
+        assert finished.model_id == "boogu-image"
+        assert finished.output is not None
+        assert finished.output.media_url[0].startswith("data:image/jpeg;base64,")
+
+    def test_7_fields_the_spec_does_not_list_are_kept(self) -> None:
+        submitted = self.queued(
+            self.client.text_to_image.submit_text_to_image(TextToImageRequest(prompt="x"))
+        )
+        status = self.client.status.get_request_status(submitted.request_id)
+        assert status.additional_properties.get("region") == "eu-1", status.additional_properties
 
 
 if __name__ == "__main__":

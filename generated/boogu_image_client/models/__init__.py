@@ -9,6 +9,7 @@ from .queued_request import QueuedRequest
 from .request_output import RequestOutput
 from .request_status import RequestStatus
 from .status import Status
+from .submit_result import SubmitResult
 from .text_to_image_request import TextToImageRequest
 
 __all__ = (
@@ -21,5 +22,6 @@ __all__ = (
     "RequestOutput",
     "RequestStatus",
     "Status",
+    "SubmitResult",
     "TextToImageRequest",
 )

@@ -28,10 +28,8 @@ class ImageEditRequest:
     negative_prompt: str | Unset = ""
     """ Text describing elements that should NOT appear in the edited image. Use to exclude unwanted objects,
     styles, or artifacts. """
-    image_size: CustomImageSize | ImageSizePreset | Unset = "square_hd"
-    """ Preset aspect ratios: square_hd, square, portrait_4_3, portrait_16_9, landscape_4_3,
-    landscape_16_9. Alternatively, provide a custom object with width and height integers.
-     """
+    image_size: CustomImageSize | ImageSizePreset | Unset = UNSET
+    """ A preset name, or a custom width and height in pixels. """
     num_images: int | Unset = 1
     """ Number of images to generate. Allowed range: 1–4. """
     num_inference_steps: int | Unset = 30
@@ -143,16 +141,16 @@ class ImageEditRequest:
             try:
                 if not isinstance(data, str):
                     raise TypeError()
-                image_size_type_0 = check_image_size_preset(data)
+                componentsschemas_image_size_type_0 = check_image_size_preset(data)
 
-                return image_size_type_0
+                return componentsschemas_image_size_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
             if not isinstance(data, dict):
                 raise TypeError()
-            image_size_type_1 = CustomImageSize.from_dict(data)
+            componentsschemas_image_size_type_1 = CustomImageSize.from_dict(data)
 
-            return image_size_type_1
+            return componentsschemas_image_size_type_1
 
         image_size = _parse_image_size(d.pop("image_size", UNSET))
 

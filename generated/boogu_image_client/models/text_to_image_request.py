@@ -24,10 +24,8 @@ class TextToImageRequest:
     """ Instruction describing the image to generate. Supports bilingual input (e.g., English and Chinese). """
     negative_prompt: str | Unset = ""
     """ Description of elements that should NOT appear in the generated image. """
-    image_size: CustomImageSize | ImageSizePreset | Unset = "square_hd"
-    """ Preset aspect ratios: square_hd, square, portrait_4_3, portrait_16_9, landscape_4_3,
-    landscape_16_9. Alternatively, provide a custom object with width and height keys.
-     """
+    image_size: CustomImageSize | ImageSizePreset | Unset = UNSET
+    """ A preset name, or a custom width and height in pixels. """
     num_inference_steps: int | Unset = 30
     """ Number of denoising steps. Valid range: 20–50. Higher values improve quality at the cost of speed. """
     guidance_scale: float | Unset = 4.0
@@ -129,16 +127,16 @@ class TextToImageRequest:
             try:
                 if not isinstance(data, str):
                     raise TypeError()
-                image_size_type_0 = check_image_size_preset(data)
+                componentsschemas_image_size_type_0 = check_image_size_preset(data)
 
-                return image_size_type_0
+                return componentsschemas_image_size_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
             if not isinstance(data, dict):
                 raise TypeError()
-            image_size_type_1 = CustomImageSize.from_dict(data)
+            componentsschemas_image_size_type_1 = CustomImageSize.from_dict(data)
 
-            return image_size_type_1
+            return componentsschemas_image_size_type_1
 
         image_size = _parse_image_size(d.pop("image_size", UNSET))
 

@@ -8,7 +8,7 @@ from ...client import AuthenticatedClient, Client
 from ...models.error_response import ErrorResponse
 from ...models.image_edit_request import ImageEditRequest
 from ...models.queued_request import QueuedRequest
-from ...models.request_status import RequestStatus
+from ...models.submit_result import SubmitResult
 from ...types import UNSET, Response, Unset
 
 
@@ -40,9 +40,9 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> ErrorResponse | QueuedRequest | RequestStatus | None:
+) -> ErrorResponse | QueuedRequest | SubmitResult | None:
     if response.status_code == 200:
-        response_200 = RequestStatus.from_dict(response.json())
+        response_200 = SubmitResult.from_dict(response.json())
 
         return response_200
 
@@ -99,7 +99,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[ErrorResponse | QueuedRequest | RequestStatus]:
+) -> Response[ErrorResponse | QueuedRequest | SubmitResult]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -114,7 +114,7 @@ def sync_detailed(
     body: ImageEditRequest,
     cache_control: str | Unset = "no-cache",
     x_webhook_url: str | Unset = UNSET,
-) -> Response[ErrorResponse | QueuedRequest | RequestStatus]:
+) -> Response[ErrorResponse | QueuedRequest | SubmitResult]:
     """Submit an image edit request
 
      Queues an edit of the image at `image_url` and answers `202` with the `request_id` to
@@ -131,7 +131,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | QueuedRequest | RequestStatus]
+        Response[ErrorResponse | QueuedRequest | SubmitResult]
     """
 
     kwargs = _get_kwargs(
@@ -153,7 +153,7 @@ def sync(
     body: ImageEditRequest,
     cache_control: str | Unset = "no-cache",
     x_webhook_url: str | Unset = UNSET,
-) -> ErrorResponse | QueuedRequest | RequestStatus | None:
+) -> ErrorResponse | QueuedRequest | SubmitResult | None:
     """Submit an image edit request
 
      Queues an edit of the image at `image_url` and answers `202` with the `request_id` to
@@ -170,7 +170,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | QueuedRequest | RequestStatus
+        ErrorResponse | QueuedRequest | SubmitResult
     """
 
     return sync_detailed(
@@ -187,7 +187,7 @@ async def asyncio_detailed(
     body: ImageEditRequest,
     cache_control: str | Unset = "no-cache",
     x_webhook_url: str | Unset = UNSET,
-) -> Response[ErrorResponse | QueuedRequest | RequestStatus]:
+) -> Response[ErrorResponse | QueuedRequest | SubmitResult]:
     """Submit an image edit request
 
      Queues an edit of the image at `image_url` and answers `202` with the `request_id` to
@@ -204,7 +204,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | QueuedRequest | RequestStatus]
+        Response[ErrorResponse | QueuedRequest | SubmitResult]
     """
 
     kwargs = _get_kwargs(
@@ -224,7 +224,7 @@ async def asyncio(
     body: ImageEditRequest,
     cache_control: str | Unset = "no-cache",
     x_webhook_url: str | Unset = UNSET,
-) -> ErrorResponse | QueuedRequest | RequestStatus | None:
+) -> ErrorResponse | QueuedRequest | SubmitResult | None:
     """Submit an image edit request
 
      Queues an edit of the image at `image_url` and answers `202` with the `request_id` to
@@ -241,7 +241,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | QueuedRequest | RequestStatus
+        ErrorResponse | QueuedRequest | SubmitResult
     """
 
     return (
