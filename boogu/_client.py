@@ -7,6 +7,7 @@ only runs the engine's effects (an API call through the generated client, a slee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import threading
@@ -51,6 +52,7 @@ from ._http import (
     ASYNC_HOOKS,
     DEFAULT_TIMEOUT,
     KEY_HEADER,
+    MEDIA,
     NOT_GIVEN,
     SYNC_HOOKS,
     Secret,
@@ -191,10 +193,20 @@ class _ClientBase:
         )
 
     def rate_limit_delay(self, retry_after: float | None) -> float:
-        """How long to wait after a `RateLimitError` before trying again: its `retry_after` (else 1 s),
-        lengthened by a random share, so that calls refused together come back apart."""
+        """How long to wait after a `RateLimitError` before trying again: its `retry_after` (else 1 s,
+        at most the retry policy's `max_retry_after`), lengthened by a random share, so that calls
+        refused together come back apart."""
         engine = self._engine
-        return retry_after_delay(retry_after or 1.0, engine.retry, engine.runtime.random())
+        wait = min(retry_after or 1.0, engine.retry.max_retry_after)
+        return retry_after_delay(wait, engine.retry, engine.runtime.random())
+
+    def time_limit(self, seconds: float | None) -> contextlib.AbstractContextManager[None]:
+        """A block whose calls all end within `seconds` of its start (None: no limit), retries, waits
+        for `Retry-After` and the rate limit, polls and downloads included; in asyncio, tasks started
+        inside it inherit it. At the deadline a call in flight is abandoned — a submit then raises
+        `APITimeoutError` with `request_sent=True`: the job may exist — and `wait` raises
+        `WaitTimeoutError`. Blocks nest: the earliest deadline holds."""
+        return self._engine.time_limit(seconds)
 
     def _generated(self) -> AuthenticatedClient:
         """The generated client, for calls this layer does not wrap; it shares our httpx client."""
@@ -358,7 +370,7 @@ class Boogu(_ClientBase):
             return self._fetch(effect)
 
     def _call(self, call: ApiCall) -> Exchange:
-        with call_scope(call.timeout) as scope:
+        with call_scope(call.timeout, call.budget) as scope:
             if call.on_send is not None and inspect.isawaitable(sent := call.on_send()):
                 _refuse_awaitable(sent)
             try:
@@ -369,11 +381,14 @@ class Boogu(_ClientBase):
                 return Exchange.of(scope.response)
 
     def _fetch(self, fetch: Fetch) -> Fetched:
-        with self._http.stream(
-            "GET", fetch.url, auth=None, timeout=fetch.timeout, follow_redirects=True
-        ) as response:
+        with (
+            call_scope(fetch.timeout, fetch.budget, MEDIA),
+            self._http.stream(
+                "GET", fetch.url, auth=None, timeout=fetch.timeout, follow_redirects=True
+            ) as response,
+        ):
             if response.status_code != 200:
-                return refused(response, response.read())
+                return refused(response)
             with Sink(fetch.path) as sink:
                 for chunk in response.iter_bytes():
                     sink.write(chunk)
@@ -488,7 +503,7 @@ class AsyncBoogu(_ClientBase):
             return await self._fetch(effect)
 
     async def _call(self, call: ApiCall) -> Exchange:
-        with call_scope(call.timeout) as scope:
+        with call_scope(call.timeout, call.budget) as scope:
             if call.on_send is not None and inspect.isawaitable(sent := call.on_send()):
                 await sent
             try:
@@ -499,12 +514,13 @@ class AsyncBoogu(_ClientBase):
                 return Exchange.of(scope.response)
 
     async def _fetch(self, fetch: Fetch) -> Fetched:
-        async with self._http.stream(
-            "GET", fetch.url, auth=None, timeout=fetch.timeout, follow_redirects=True
-        ) as response:
-            if response.status_code != 200:
-                return refused(response, await response.aread())
-            with Sink(fetch.path) as sink:
-                async for chunk in response.aiter_bytes():
-                    sink.write(chunk)
-            return sink.fetched(response)
+        with call_scope(fetch.timeout, fetch.budget, MEDIA):
+            async with self._http.stream(
+                "GET", fetch.url, auth=None, timeout=fetch.timeout, follow_redirects=True
+            ) as response:
+                if response.status_code != 200:
+                    return refused(response)
+                with Sink(fetch.path) as sink:
+                    async for chunk in response.aiter_bytes():
+                        sink.write(chunk)
+                return sink.fetched(response)

@@ -78,6 +78,7 @@ class APIStatusError(APIError):
         request_id: str | None = None,
         headers: Mapping[str, str] | None = None,
         body: Any = None,
+        note: str | None = None,
     ) -> None:
         self.status_code = status_code
         self.error = error
@@ -85,8 +86,10 @@ class APIStatusError(APIError):
         self.request_id = request_id
         self.headers = dict(headers or {})
         self.body = body
+        self.note = note
+        """Why the call was not tried again, when it could have been (a `Retry-After` too long...)."""
         suffix = f" [request {request_id}]" if request_id else ""
-        super().__init__(f"{status_code} {error}: {message}{suffix}")
+        super().__init__(f"{status_code} {error}: {message}{suffix}{f'; {note}' if note else ''}")
 
     def __repr__(self) -> str:
         return (
@@ -171,12 +174,17 @@ class JobNotFinishedError(JobError):
 class WaitTimeoutError(BooguError, TimeoutError):
     """`wait` reached its deadline; the job goes on (and is charged) at the gateway, so wait for it again."""
 
-    def __init__(self, request_id: str, timeout: float, last: JobStatus | None) -> None:
+    def __init__(
+        self, request_id: str, timeout: float, last: JobStatus | None, reason: str | None = None
+    ) -> None:
         self.request_id = request_id
         self.timeout = timeout
         self.last = last
+        self.reason = reason
+        """What stopped the wait before the job ended, when not the time alone (a long `Retry-After`)."""
         seen = f", last seen {last.raw_status}" if last else ""
-        super().__init__(f"request {request_id} did not finish within {timeout:g} s{seen}")
+        why = f": {reason}" if reason else ""
+        super().__init__(f"request {request_id} did not finish within {round(timeout, 1):g} s{seen}{why}")
 
 
 class DownloadError(BooguError):
@@ -228,8 +236,10 @@ def status_error(
     *,
     request_id: str | None,
     retry_after: float | None,
+    note: str | None = None,
 ) -> APIStatusError:
-    """The exception for an error answer, chosen by status code (and `error` for a missing model)."""
+    """The exception for an error answer, chosen by status code (and `error` for a missing model);
+    `note` says why it was not retried, where it could have been."""
     error, message, body = error_body(content)
     try:
         reason = HTTPStatus(status_code).phrase
@@ -242,6 +252,7 @@ def status_error(
         "request_id": request_id,
         "headers": headers,
         "body": body,
+        "note": note,
     }
     if status_code == 429:
         return RateLimitError(retry_after=retry_after, **fields)
@@ -251,11 +262,16 @@ def status_error(
     return cls(**fields)
 
 
-def connection_error(error: httpx.RequestError, *, operation: str, request_sent: bool) -> APIConnectionError:
-    """Wrap an httpx transport error; the message says what it means for a submit."""
+def connection_error(
+    error: httpx.RequestError, *, operation: str, request_sent: bool, note: str | None = None
+) -> APIConnectionError:
+    """Wrap an httpx transport error; the message says what it means for a submit, and `note` why it
+    was not retried, where it could have been."""
     kind = APITimeoutError if isinstance(error, httpx.TimeoutException) else APIConnectionError
     what = "timed out" if kind is APITimeoutError else "failed"
     message = f"{operation} {what}: {type(error).__name__}: {error}"
+    if note:
+        message += f"; {note}"
     if operation.startswith("submit") and request_sent:
         message += (
             " — the gateway may have accepted the job, so it was not sent again (no duplicate charge);"

@@ -8,6 +8,9 @@ retries, rate limiting, polling, deadlines, errors and results live here, once.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
 import inspect
 import json
 import logging
@@ -15,7 +18,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +36,7 @@ from boogu_contract import wire
 from ._errors import (
     APIConnectionError,
     APIResponseValidationError,
+    APITimeoutError,
     DownloadError,
     NotTheGatewayError,
     RateLimitError,
@@ -45,14 +49,23 @@ from ._http import NotGiven, TimeoutArg, as_timeout, capped
 from ._media import SNIFF_BYTES, check_image, decode_data_uri, extension_for
 from ._models import JobStatus, Result, Submission
 from ._polling import DEFAULT_UNITS, Latency, PaceModel, PollPolicy, Timeline, job_units
-from ._retry import RetryPolicy, backoff_delay, decide, describe, parse_retry_after, request_was_sent
+from ._retry import (
+    RetryPolicy,
+    backoff_delay,
+    decide,
+    describe,
+    parse_retry_after,
+    request_was_sent,
+    seconds,
+)
 from ._throttle import RateLimiter
 
 logger = logging.getLogger("boogu")
 T = TypeVar("T")
 
 DEADLINE_GRACE = 1.0
-"""A poll started just before a wait's deadline may take this long past it, rather than failing at once."""
+"""A poll started just before a wait's own deadline may take this long past it, rather than failing at
+once (never past the deadline of a `time_limit` block)."""
 SYNC_MODE_SLACK = 10.0
 """Extra read time for a sync-mode submit, whose answer waits for the images."""
 
@@ -74,6 +87,8 @@ class ApiCall:
     kwargs: Mapping[str, Any]
     timeout: httpx.Timeout
     on_send: Callable[[], object] | None = None
+    budget: float | None = None
+    """Seconds the whole call may take, its body included: what is left of its deadline."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,7 @@ class Fetch:
     url: str
     path: Path
     timeout: httpx.Timeout
+    budget: float | None = None
 
 
 Effect = ApiCall | Sleep | Fetch | Await
@@ -111,6 +127,8 @@ class Exchange:
     headers: Mapping[str, str]
     content: bytes
     parsed: Any
+    note: str | None = None
+    """Why an error answer that could have been retried was not (see `RetryDecision.note`)."""
 
     @classmethod
     def of(cls, response: Response[Any] | httpx.Response) -> Exchange:
@@ -129,7 +147,7 @@ class Fetched:
     size: int
     """Bytes written to the file."""
     head: bytes
-    """The file's first bytes (its magic number), or the start of an error body."""
+    """The file's first bytes (its magic number)."""
 
 
 class Sink:
@@ -158,9 +176,9 @@ class Sink:
         self._file.close()
 
 
-def refused(response: httpx.Response, body: bytes) -> Fetched:
-    """A download answered with something other than 200."""
-    return Fetched(response.status_code, response.headers, 0, body[:200])
+def refused(response: httpx.Response) -> Fetched:
+    """A download answered with something other than 200: its body, of any size, is not read."""
+    return Fetched(response.status_code, response.headers, 0, b"")
 
 
 @dataclass(frozen=True)
@@ -228,9 +246,26 @@ class Tally:
 SubmitRequest = TextToImageRequest | ImageEditRequest
 
 
-def safe_stem(name: str) -> str:
-    """A file name stem from a request id or a batch key: no separators, no leading dots."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "image"
+MAX_STEM = 120
+"""Characters of a file name stem: with `_<index>.<ext>.part` it stays far below a file name's 255 bytes."""
+_SAFE_STEM = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_STEM - 1}}}")
+
+
+def safe_stem(name: str, *, tagged: bool = False) -> str:
+    """A file name stem from a request id or a batch key: ASCII letters, digits, `.`, `_` and `-`.
+
+    A name that is one already is kept as it is, unless `tagged` (a batch tags names that differ only
+    in case). Any other keeps a readable part and gets 8 hex digits of the name's SHA-256, so that two
+    names never share a file: `a/b` → `a_b-<hash>`, `a b` → `a_b-<another hash>`, `猫` → `image-<hash>`.
+    """
+    if _SAFE_STEM.fullmatch(name) and not tagged:
+        return name
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[: MAX_STEM // 2].strip("._-") or "image"
+    return f"{readable}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("boogu_deadline", default=None)
+"""The deadline (on the client's monotonic clock) of the innermost `time_limit` block."""
 
 
 class Engine:
@@ -261,6 +296,26 @@ class Engine:
     def resolve(self, timeout: TimeoutArg) -> httpx.Timeout:
         return self.timeout if isinstance(timeout, NotGiven) else as_timeout(timeout)
 
+    @contextlib.contextmanager
+    def time_limit(self, seconds: float | None) -> Iterator[None]:
+        """Within the block, every call ends within `seconds` (None: no limit) of the block's start."""
+        if seconds is None:
+            yield
+            return
+        token = _DEADLINE.set(self.deadline(self.runtime.monotonic() + seconds))
+        try:
+            yield
+        finally:
+            _DEADLINE.reset(token)
+
+    @staticmethod
+    def deadline(own: float | None = None) -> float | None:
+        """The earlier of `own` and the deadline of the `time_limit` block the caller runs in."""
+        scoped = _DEADLINE.get()
+        if own is None:
+            return scoped
+        return own if scoped is None else min(own, scoped)
+
     # One call, with retries ------------------------------------------------------------------
 
     def send(
@@ -276,13 +331,26 @@ class Engine:
         """Make `call`, retrying as `decide` allows; returns any HTTP answer, raises on transport errors.
 
         Every attempt first takes a slot from the client's rate limiter, and every answer teaches it.
+        No attempt outlives `deadline` (or that of the `time_limit` block): each is given what is left,
+        and one that the rate limit would hold past it waits until the deadline and is not sent.
         """
         clock = self.runtime
         retries = 0
+        deadline = self.deadline(deadline)
         if watch is not None:
             call = replace(call, on_send=watch.sending)
         while True:
-            pause = self.limiter.reserve(clock.monotonic())
+            now = clock.monotonic()
+            pause = self.limiter.reserve(now)
+            if deadline is not None and now + pause >= deadline:
+                if deadline > now:
+                    yield Sleep(deadline - now)  # the call ends at its deadline, not before
+                raise APITimeoutError(
+                    f"{call.operation} was not sent: its deadline came first"
+                    + (f" (the rate limit held calls for {pause:.1f} s)" if pause > 0 else ""),
+                    operation=call.operation,
+                    request_sent=False,
+                )
             if pause > 0:
                 yield Sleep(pause)
             sent_at = clock.monotonic()
@@ -290,7 +358,7 @@ class Engine:
             exchange: Exchange | None = None
             error: httpx.RequestError | None = None
             try:
-                exchange = yield replace(call, timeout=capped(call.timeout, left))
+                exchange = yield replace(call, timeout=capped(call.timeout, left), budget=left)
             except httpx.RequestError as exc:
                 error = exc
             if idempotent:  # a status call; a sync-mode submit waits for the images
@@ -301,7 +369,9 @@ class Engine:
             if exchange is not None:
                 retry_after = parse_retry_after(exchange.headers, clock.wall())
                 if exchange.status_code == 429:
-                    self.limiter.limited(clock.monotonic(), retry_after)
+                    # A Retry-After beyond the cap is not honoured, so it holds no other call either.
+                    honoured = retry_after is not None and retry_after <= self.retry.max_retry_after
+                    self.limiter.limited(clock.monotonic(), retry_after if honoured else None)
                 else:
                     self.limiter.succeeded(clock.monotonic())
                     self._check_gateway(exchange, call.operation)
@@ -323,10 +393,13 @@ class Engine:
             if not decision.retry:
                 if error is not None:
                     raise connection_error(
-                        error, operation=call.operation, request_sent=request_was_sent(error)
+                        error,
+                        operation=call.operation,
+                        request_sent=request_was_sent(error),
+                        note=decision.note,
                     ) from error
                 assert exchange is not None
-                return exchange
+                return replace(exchange, note=decision.note)
             retries += 1
             self._report(
                 RetryEvent(
@@ -403,6 +476,7 @@ class Engine:
                 exchange.content,
                 request_id=None,
                 retry_after=parse_retry_after(exchange.headers, self.runtime.wall()),
+                note=exchange.note,
             )
         submission = Submission(
             request_id="", submitted_at=sent_at, units=units, expected_seconds=expected_seconds
@@ -456,6 +530,7 @@ class Engine:
                 exchange.content,
                 request_id=request_id,
                 retry_after=parse_retry_after(exchange.headers, self.runtime.wall()),
+                note=exchange.note,
             )
         return _status(exchange)
 
@@ -468,12 +543,19 @@ class Engine:
         expected_seconds: float | None,
         request_timeout: TimeoutArg,
     ) -> Flow[Result]:
-        """Poll until the job finishes (see `_polling`), then its Result or its JobError."""
+        """Poll until the job finishes (see `_polling`), then its Result or its JobError.
+
+        Ends by `timeout` (or the `time_limit` block's deadline, if sooner) with `WaitTimeoutError` —
+        at once when the gateway's `Retry-After` ends past it; a `Retry-After` longer than the retry
+        policy's cap raises its `RateLimitError`.
+        """
         clock = self.runtime
         submission = job if isinstance(job, Submission) else None
         request_id = job.request_id if isinstance(job, Submission) else job
         limit = self.wait_timeout if isinstance(timeout, NotGiven) else timeout
-        deadline = None if limit is None else clock.monotonic() + limit
+        start = clock.monotonic()
+        deadline = self.deadline(None if limit is None else start + limit)
+        budget = 0.0 if deadline is None else deadline - start
         expected = self._expected(submission, expected_seconds)
         window = self.pace.window(self.poll)
         tally = Tally()
@@ -485,10 +567,10 @@ class Engine:
             now = clock.wall()
             due = timeline.next_look(expected, self.poll, window, self.latency.seconds)
             delay = max(0.0 if due is None else due - now, not_before - now, 0.0)
-            if deadline is not None and limit is not None:
+            if deadline is not None:
                 left = deadline - clock.monotonic()
                 if left <= 0:
-                    raise WaitTimeoutError(request_id, limit, status)
+                    raise WaitTimeoutError(request_id, budget, status)
                 delay = min(delay, left)  # a last look at the deadline
             if delay > 0:
                 yield Sleep(delay, poll=True)
@@ -500,12 +582,24 @@ class Engine:
                     tally=tally,
                 )
             except RateLimitError as exc:
-                # Throttled beyond the retry budget: the job is unaffected, so look again later.
-                not_before = clock.wall() + (exc.retry_after or self.poll.max_interval)
+                # Throttled beyond the retry budget: the job is unaffected, so look again later,
+                # unless the gateway's Retry-After ends past the deadline or is beyond all reason.
+                pause = exc.retry_after
+                if deadline is not None and pause is not None and clock.monotonic() + pause >= deadline:
+                    raise WaitTimeoutError(
+                        request_id,
+                        budget,
+                        status,
+                        f"the gateway asks for {seconds(pause)} s (Retry-After) before the next status call,"
+                        " so the wait ended at once",
+                    ) from exc
+                if pause is not None and pause > self.retry.max_retry_after:
+                    raise
+                not_before = clock.wall() + (pause or self.poll.max_interval)
                 continue
             except APIConnectionError as exc:
-                if deadline is not None and limit is not None and clock.monotonic() >= deadline:
-                    raise WaitTimeoutError(request_id, limit, status) from exc
+                if deadline is not None and clock.monotonic() >= deadline:
+                    raise WaitTimeoutError(request_id, budget, status, str(exc)) from exc
                 raise
             timeline.observe(status, clock.wall())
             if on_update is not None:
@@ -601,14 +695,20 @@ class Engine:
         return saved
 
     def _fetch(self, url: str, path: Path, media_type: str, timeout: httpx.Timeout) -> Flow[None]:
-        """Stream into `<file>.part`, check it, then rename: a file that exists is a whole, verified image."""
+        """Stream into `<file>.part`, check it, then rename: a file that exists is a whole, verified image.
+        Within a `time_limit` block each attempt gets what is left of its deadline."""
         part = path.with_name(path.name + ".part")
         retries = 0
+        deadline = self.deadline()
         while True:
+            left = None if deadline is None else deadline - self.runtime.monotonic()
+            if left is not None and left <= 0:
+                part.unlink(missing_ok=True)
+                raise DownloadError(f"download of {url} failed: its deadline came first", url=url)
             fetched: Fetched | None = None
             error: httpx.RequestError | None = None
             try:
-                fetched = yield Fetch(url, part, timeout)
+                fetched = yield Fetch(url, part, capped(timeout, left), left)
             except httpx.RequestError as exc:
                 error = exc
             if fetched is not None and fetched.status_code == 200:
@@ -622,8 +722,9 @@ class Engine:
                 if problem is None:
                     os.replace(part, path)
                     return
-                retry = retryable and retries < self.retry.max_retries
                 delay, reason = backoff_delay(retries, self.retry, self.runtime.random()), problem
+                in_time = deadline is None or delay < deadline - self.runtime.monotonic()
+                retry = retryable and retries < self.retry.max_retries and in_time
             else:
                 decision = decide(
                     idempotent=True,
@@ -633,6 +734,7 @@ class Engine:
                     status_code=fetched.status_code if fetched is not None else None,
                     retry_after=parse_retry_after(fetched.headers, self.runtime.wall()) if fetched else None,
                     error=error,
+                    time_left=None if deadline is None else deadline - self.runtime.monotonic(),
                 )
                 retry, delay, reason = decision.retry, decision.delay, decision.reason
             if not retry:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from ._http import BodyTooLarge
+
 NEVER_SENT: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
@@ -34,7 +36,8 @@ class RetryPolicy:
     jitter: float = 0.25
     """Share of each delay drawn at random, so that clients which failed together do not retry together."""
     max_retry_after: float = 60.0
-    """A longer `Retry-After` is not waited out: the error goes to the caller, who can decide."""
+    """A longer `Retry-After` is not waited out (nor one past the caller's deadline): the error, which
+    names it, goes to the caller, who can decide."""
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
@@ -50,6 +53,9 @@ class RetryDecision:
     retry: bool
     delay: float
     reason: str
+    note: str | None = None
+    """Why a call that could have been retried was not (no retries left, a `Retry-After` too long or
+    past the deadline), for the error the caller gets."""
 
 
 def backoff_delay(retries_done: int, policy: RetryPolicy, rand: float) -> float:
@@ -88,6 +94,11 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
+def seconds(value: float) -> str:
+    """`3`, `1.5`, `315360000`: a duration as a message shows it (no exponent)."""
+    return f"{value:.0f}" if value >= 1000 else f"{value:g}"
+
+
 def request_was_sent(error: httpx.RequestError) -> bool:
     """Whether the request may have reached the server (True unless it provably did not)."""
     return not isinstance(error, NEVER_SENT)
@@ -112,29 +123,43 @@ def decide(
 ) -> RetryDecision:
     """Whether to try a call again after an answer (`status_code`) or a transport `error`, and when.
 
-    Idempotent calls (status, downloads) are retried on 408, 429, 5xx and any transport error; a submit
-    only on 429 and on errors that prove the request was never sent. 4xx answers such as 400, 401,
-    402 and 403 are never retried: the same request gets the same answer (and 402 is about money).
-    A retry that would overrun `time_left` (a caller's deadline) is not made.
+    Idempotent calls (status, downloads) are retried on 408, 429, 5xx and any transport error but an
+    answer over its size cap; a submit only on 429 and on errors that prove the request was never
+    sent. 4xx answers such as 400, 401, 402 and 403 are never retried: the same request gets the
+    same answer (and 402 is about money). A retry that would overrun `time_left` (a caller's
+    deadline) is not made, nor one after a `Retry-After` beyond it or beyond `max_retry_after`.
     """
     reason = describe(status_code, error)
     if error is not None:
-        retryable = idempotent or not request_was_sent(error)
+        retryable = (idempotent or not request_was_sent(error)) and not isinstance(error, BodyTooLarge)
     elif status_code is not None:
         retryable = status_code == 429 or (idempotent and (status_code == 408 or status_code >= 500))
     else:
         retryable = False
     if not retryable:
         return RetryDecision(False, 0.0, reason)
-    if retries_done >= policy.max_retries:
-        return RetryDecision(False, 0.0, f"{reason} (no retries left)")
+
+    def give_up(note: str) -> RetryDecision:
+        return RetryDecision(False, 0.0, f"{reason} ({note})", note)
+
     if retry_after is not None:
+        if time_left is not None and retry_after >= time_left:
+            away = max(time_left, 0.0)
+            return give_up(
+                f"not retried: Retry-After {seconds(retry_after)} s ends past the deadline, {away:.1f} s away"
+            )
         if retry_after > policy.max_retry_after:
-            return RetryDecision(False, 0.0, f"{reason} (Retry-After {retry_after:g} s is too long)")
+            cap = policy.max_retry_after
+            return give_up(
+                f"not retried: Retry-After {seconds(retry_after)} s is longer than the {cap:g} s cap"
+            )
+    if retries_done >= policy.max_retries:
+        return give_up("no retries left")
+    if retry_after is not None:
         delay = retry_after_delay(retry_after, policy, rand)
-        reason = f"{reason}, Retry-After {retry_after:g} s"
+        reason = f"{reason}, Retry-After {seconds(retry_after)} s"
     else:
         delay = backoff_delay(retries_done, policy, rand)
     if time_left is not None and delay >= time_left:
-        return RetryDecision(False, 0.0, f"{reason} (the deadline comes first)")
+        return give_up("not retried: the deadline comes first")
     return RetryDecision(True, delay, reason)

@@ -12,29 +12,41 @@ cannot be decided: a submit whose answer never arrived (a timeout, a broken conn
 process killed between handing the request to the transport and journaling the answer) may have
 created a job that the gateway offers no way to look up. Such a line is `uncertain` and is only
 submitted again with `resubmit_uncertain`, since that may make a second, charged job — unless the
-batch sent each line's submit with its own webhook URL (`webhook_url`): a delivery to that URL,
-read back from the receiver's log (`recover_from`), proves the job and names it, and the line is
-waited for without paying twice. A stopped
-batch drops the submits still waiting for the rate limit, and gives those on the wire a moment to be
-answered and journaled. The journal is locked while a batch runs, so that two runs of one batch
-cannot submit its lines twice.
+batch sent each line's submit with its own webhook URL (`webhook_url`, which carries the journal's
+token): a delivery to that URL, read back from the receiver's log (`recover_from`), proves the job
+and names it, and the line is waited for without paying twice.
+
+A journal is checked before it is trusted: each record carries a sequence number and a checksum,
+and the first one the count of records known on disk, so a record cut short, garbage, a block of
+zeros, records out of order or missing (a journal cut at half) are found; the batch then submits no
+line, since none can be proven never to have been submitted, unless told to trust it.
+
+A stopped batch (Ctrl-C, or a local write that failed: a full disk, a read-only folder) sends no
+submit after the stop, retries included, and gives those on the wire time to be answered and
+journaled; the journal keeps disk space in reserve for their records. The journal is locked while
+a batch runs, so that two runs of one batch cannot submit its lines twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field, fields
+import secrets
+import sys
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from boogu_image_client.models import ImageEditRequest, TextToImageRequest
 
@@ -84,9 +96,9 @@ class BatchItem:
 
     @property
     def webhook_line(self) -> str:
-        """What names this line's webhook URL (see `line_webhook_url`): its key, and its content's
-        fingerprint, so that a delivery for another batch's `line-1`, or for an earlier version of
-        the line, proves nothing about this one."""
+        """The line's key and its content's fingerprint, so that a delivery for another batch's
+        `line-1`, or for an earlier version of the line, proves nothing about this one (the journal
+        adds its token: see `Journal.webhook_line`)."""
         return f"{self.key}@{self.fingerprint}"
 
     @property
@@ -135,6 +147,20 @@ def load_items(path: str | os.PathLike[str]) -> list[BatchItem]:
     if not items:
         raise BatchFileError(f"{source}: no jobs (expected one JSON object per line)")
     return items
+
+
+def file_stems(keys: list[str]) -> dict[str, str]:
+    """Each key's file name stem (see `safe_stem`), no two alike even ignoring case (a Mac's or a
+    Windows disk): keys whose stems would differ only in case are all tagged with their hash."""
+    stems = {key: safe_stem(key) for key in keys}
+    shared = Counter(stem.lower() for stem in stems.values())
+    stems = {key: safe_stem(key, tagged=shared[stem.lower()] > 1) for key, stem in stems.items()}
+    owners: dict[str, str] = {}
+    for key, stem in stems.items():
+        other = owners.setdefault(stem.lower(), key)
+        if other != key:  # two hashes alike: 1 in 4 billion
+            raise BatchFileError(f"ids {other!r} and {key!r} would share the file names {stem}_*: rename one")
+    return stems
 
 
 class LineError(ValueError):
@@ -205,6 +231,18 @@ class ItemState:
     """Every job the journal records as accepted for the line (an ERROR job resubmitted leaves two)."""
 
 
+JOURNAL_VERSION = 2
+SEAL_WIDTH = 12
+"""Characters of the first record's `sealed` count, which is rewritten in place."""
+RESERVE_BASE = 64 * 1024
+RESERVE_PER_SUBMIT = 4 * 1024
+"""Journal space kept allocated past its end, for the records of the submits still on the wire when
+the disk fills: an `accepted` record takes a few hundred bytes. (A sync-mode `finished` record, with
+its images inline, may not fit: the line then stays accepted, and the next run waits for it.)"""
+FALLOC_FL_KEEP_SIZE = 1
+MAX_SHOWN_DAMAGE = 5
+
+
 class Journal:
     """The append-only record of a batch; each record is flushed before the next step (fsynced in groups).
 
@@ -212,25 +250,49 @@ class Journal:
     line is a new line, so a line fixed after a rejection runs without a new journal. Editing a line
     whose job was (or may have been) accepted is refused, since its images would be mixed up.
 
+    Each record has a sequence number (`seq`) and a checksum (`sum`: of the record and the journal's
+    token, so a record of another journal does not pass); the first one also holds the `journal`
+    token and `sealed`, the number of records known to be on disk, rewritten in place after each
+    fsync. `load` reports what does not fit in `damage`. A journal written before (no `seq`) is
+    `legacy`: read as before, unchecked.
+
     The file is locked while a batch uses it: two runs of one batch at once would submit every line
     twice.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._file: IO[str] | None = None
-        self._written = 0
+        self.token = ""
+        """This journal's random name (in its first record), which each line's webhook URL carries."""
+        self.legacy = False
+        self.damage: list[str] = []
+        """What `load` found wrong: records cut short, garbage, out of order or missing."""
+        self.fault: OSError | None = None
+        """The disk refused to keep the reserve (see `reserve_space`): it is full, or nearly."""
+        self._fd: int | None = None
+        self._end = 0
+        """Where the next record goes."""
+        self._allocated = 0
+        self._reserve = RESERVE_BASE
+        self._can_reserve = True
+        self._seq = 0
+        """The next record's sequence number."""
+        self._seal_at: int | None = None
+        """Where in the file the first record's `sealed` count is."""
         self._synced = 0
         self._syncing: asyncio.Future[None] | None = None
 
     def load(self, items: list[BatchItem]) -> dict[str, ItemState]:
-        """Lock the journal and fold its records into the state of each line."""
-        self._open()
+        """Lock the journal, check its records and fold them into the state of each line."""
+        data = self._open()
+        records = self._check(data)
+        if data and not data.endswith(b"\n"):
+            self._append(b"\n")  # after a record cut short, start on a fresh line
         states = {item.key: ItemState() for item in items}
         fingerprints = {item.key: item.fingerprint for item in items}
         superseded: dict[str, ItemState] = {}
         current: dict[str, str] = {}
-        for record in self._records():
+        for record in records:
             key = record.get("key")
             if not isinstance(key, str) or key not in states:
                 continue
@@ -247,46 +309,140 @@ class Journal:
                     f"{key}: the line changed since {self.path} recorded its job as {old.phase}; "
                     "restore the line, or use a new journal (--journal) to run the new version"
                 )
+        _unshare_files(states)
         return states
 
-    def _open(self) -> None:
-        if self._file is not None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a", encoding="utf-8")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise BatchFileError(f"{self.path} is in use by another run of this batch") from None
-        if handle.tell() and not self.path.read_bytes().endswith(b"\n"):
-            handle.write("\n")  # after a record cut short by a kill, start on a fresh line
-        self._file = handle
+    def webhook_line(self, item: BatchItem) -> str:
+        """What names `item`'s webhook URL (see `line_webhook_url`): its key, its fingerprint and this
+        journal's token, so that a delivery to another run of the same batch proves nothing here."""
+        return f"{item.webhook_line}~{self.token}" if self.token else item.webhook_line
 
-    def _records(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # cut short by a kill: never written (each step is journaled before it is taken)
-            if isinstance(record, dict):
-                records.append(record)
-        return records
+    def reserve_space(self, size: int) -> None:
+        """Keep `size` bytes of disk allocated past the journal's end (where the file system can),
+        so that the records of the submits on the wire can be written after the disk fills."""
+        self._reserve = size
+        self._keep_free(0)
+
+    def _open(self) -> bytes:
+        """Open and lock the journal; what it holds."""
+        try:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    raise BatchFileError(f"{self.path} is in use by another run of this batch") from None
+                self._fd = fd
+            data = self.path.read_bytes()
+        except OSError as exc:
+            self.close()
+            raise BatchFileError(f"{self.path}: {exc.strerror or exc}; nothing was submitted") from None
+        self._end = self._allocated = len(data)
+        return data
+
+    def _check(self, data: bytes) -> list[dict[str, Any]]:
+        """The records to fold, in order; sets `token`, `legacy` and `damage`."""
+        written = [(offset, number, raw) for offset, number, raw in _lines(data) if raw.strip()]
+        if not written:  # a new journal
+            self.token = secrets.token_hex(8)
+            return []
+        offset, number, first_line = written[0]
+        head = _parse(first_line)
+        token = None if head is None else head.get("journal")
+        if head is None or not isinstance(token, str) or head.get("sum") != _checksum(token, head):
+            if head is not None and "seq" not in head:
+                self.legacy = True
+            else:
+                self.damage = [f"line {number}: the first record, which names the journal, is damaged"]
+                self._seq = self._synced = len(written)  # never a second first record
+            return [record for _, _, raw in written if (record := _parse(raw)) is not None]
+        self.token = token
+        seal = len(first_line) - SEAL_WIDTH - 1  # as `_write` left it: `"sealed":        123}`
+        if first_line[:seal].endswith(b'"sealed": ') and first_line[seal:-1].strip().isdigit():
+            self._seal_at = offset + seal
+        by_seq: dict[int, dict[str, Any]] = {}
+        expected = 0
+        for _, number, raw in written:
+            record = _parse(raw)
+            seq = None if record is None else record.get("seq")
+            if record is None or not isinstance(seq, int):
+                self.damage.append(f"line {number}: not a whole record (cut short, garbage or zeros)")
+            elif record.get("sum") != _checksum(token, record):
+                self.damage.append(
+                    f"line {number}: its checksum does not match (edited, or another journal's)"
+                )
+            elif seq < expected:
+                self.damage.append(f"line {number}: record {seq} is out of order (or repeated)")
+                by_seq.setdefault(seq, record)
+            else:
+                if seq > expected:
+                    self.damage.append(f"{_records(expected, seq)} missing (before line {number})")
+                by_seq[seq] = record
+                expected = seq + 1
+                if record.get("event") == "trusted":
+                    self.damage = []  # the user vouched for the journal as it read then
+        sealed = head.get("sealed")
+        if isinstance(sealed, int) and sealed > expected:
+            self.damage.append(f"{_records(expected, sealed)} missing: the journal was cut (it had {sealed})")
+        self._seq = self._synced = expected
+        return [by_seq[seq] for seq in sorted(by_seq)]
 
     def record(self, event: Phase, item: BatchItem, **details: Any) -> None:
-        self._open()
-        assert self._file is not None
-        entry = {
-            "event": event,
-            "key": item.key,
-            "fingerprint": item.fingerprint,
-            "at": datetime.now(UTC).isoformat(),
-            **details,
-        }
-        self._file.write(json.dumps(entry) + "\n")
-        self._file.flush()  # in the operating system's hands: it survives the process being killed
-        self._written += 1
+        """Journal one step of a line: in the operating system's hands when this returns, so that it
+        survives the process being killed. An OSError (naming the journal) if it cannot be written."""
+        self._write({"event": event, "key": item.key, "fingerprint": item.fingerprint, **details})
+
+    def vouch(self) -> None:
+        """Record that the user trusts the journal despite its `damage`, which later runs then accept."""
+        self._write({"event": "trusted", "damage": self.damage})
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        assert self._fd is not None, "load the journal first"
+        entry["at"] = datetime.now(UTC).isoformat()
+        head = not self.legacy and self._seq == 0
+        if not self.legacy:
+            entry["seq"] = self._seq
+            if head:
+                entry |= {"journal": self.token, "version": JOURNAL_VERSION}
+            entry["sum"] = _checksum(self.token, entry)
+        text = json.dumps(entry)
+        if head:
+            text = f'{text[:-1]}, "sealed": {0:>{SEAL_WIDTH}}}}'
+            self._seal_at = self._end + len(text.encode()) - 1 - SEAL_WIDTH
+        self._append(text.encode() + b"\n")
+        self._seq += 1
+
+    def _append(self, data: bytes) -> None:
+        assert self._fd is not None
+        self._keep_free(len(data))
+        written = 0
+        try:
+            while written < len(data):
+                written += os.pwrite(self._fd, data[written:], self._end + written)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._end)  # no record cut short: the journal stays whole
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+        self._end += written
+
+    def _keep_free(self, size: int) -> None:
+        """Before a write of `size` bytes: top the reserve up. A disk that refuses is a `fault` —
+        the batch stops submitting — while the write itself still has the reserve to go to."""
+        if not self._can_reserve or self._end + size + self._reserve <= self._allocated:
+            return
+        wanted = self._end + size + 2 * self._reserve
+        assert self._fd is not None
+        try:
+            _preallocate(self._fd, self._end, wanted - self._end)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.ENOSYS):
+                self._can_reserve = False  # a file system without it: the journal has no reserve
+            elif self.fault is None:
+                self.fault = OSError(exc.errno, exc.strerror, str(self.path))
+            return
+        self._allocated = wanted
 
     async def synced(self) -> None:
         """Return once every record written so far is on disk (survives a power loss too).
@@ -294,17 +450,23 @@ class Journal:
         One fsync, in a thread, serves every record written before it starts, so a batch of 256 jobs
         does not queue 256 fsyncs on its event loop (they were a fifth of its time).
         """
-        target = self._written
+        target = self._seq
         while self._synced < target:
             if self._syncing is None or self._syncing.done():
                 self._syncing = asyncio.ensure_future(self._sync())
             await asyncio.shield(self._syncing)
 
     async def _sync(self) -> None:
-        upto = self._written
-        assert self._file is not None
-        await asyncio.to_thread(os.fsync, self._file.fileno())
+        upto = self._seq
+        assert self._fd is not None
+        await asyncio.to_thread(os.fsync, self._fd)
+        self._seal(upto)
         self._synced = max(self._synced, upto)
+
+    def _seal(self, count: int) -> None:
+        """Write in the first record that `count` records are on disk: a journal cut shorter is damaged."""
+        if self._seal_at is not None and self._fd is not None:
+            os.pwrite(self._fd, f"{count:>{SEAL_WIDTH}}".encode(), self._seal_at)
 
     async def aclose(self) -> None:
         """Sync what is left and close (the fsync of a sync in flight must not meet a closed file)."""
@@ -313,10 +475,77 @@ class Journal:
         self.close()
 
     def close(self) -> None:
-        if self._file is not None:
-            os.fsync(self._file.fileno())
-            self._file.close()  # releases the lock
-            self._file = None
+        """Sync and seal, give the reserve back, release the lock; a failure is kept in `fault`."""
+        if self._fd is None:
+            return
+        try:
+            os.fsync(self._fd)
+            self._seal(self._seq)
+            os.ftruncate(self._fd, self._end)  # frees the space reserved past the end
+        except OSError as exc:
+            self.fault = self.fault or OSError(exc.errno, exc.strerror, str(self.path))
+        finally:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+
+def _lines(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, line number, bytes) of each line of `data`, the last one even without its newline."""
+    offset = 0
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        yield offset, number, raw
+        offset += len(raw) + 1
+
+
+def _records(first: int, end: int) -> str:
+    """`record 7 is` or `records 7-9 are`: the sequence numbers from `first` to before `end`."""
+    return f"record {first} is" if end - first == 1 else f"records {first}-{end - 1} are"
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _checksum(token: str, record: dict[str, Any]) -> str:
+    """A record's checksum: of its content (`sealed`, rewritten in place, aside) and the journal's token."""
+    body = {name: value for name, value in record.items() if name not in ("sum", "sealed")}
+    return hashlib.sha256((token + json.dumps(body, sort_keys=True)).encode()).hexdigest()[:16]
+
+
+@cache
+def _fallocate() -> Any:
+    """Linux's fallocate(2), which reserves disk space without changing a file's size; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    function = getattr(ctypes.CDLL(None, use_errno=True), "fallocate", None)
+    if function is not None:
+        function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return function
+
+
+def _preallocate(fd: int, offset: int, length: int) -> None:
+    """Allocate `length` bytes of `fd` from `offset` on, past its end (later appends use them)."""
+    fallocate = _fallocate()
+    code = errno.EOPNOTSUPP if fallocate is None else 0
+    if fallocate is not None and fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length) != 0:
+        code = ctypes.get_errno()
+    if code:
+        raise OSError(code, os.strerror(code))
+
+
+def _unshare_files(states: dict[str, ItemState]) -> None:
+    """Lines that a journal of an older naming rule records with the same files (`a/b` and `a b` were
+    both `a_b_0.jpg`): the files hold one line's images at most, so both are downloaded again."""
+    owners = Counter(
+        name for state in states.values() if state.phase == "downloaded" for name in set(state.files)
+    )
+    for state in states.values():
+        if state.phase == "downloaded" and any(owners[name] > 1 for name in state.files):
+            state.phase = "finished"
 
 
 MAY_EXIST: frozenset[Phase] = frozenset({"submitting", "uncertain", "accepted", "finished", "downloaded"})
@@ -356,7 +585,7 @@ class BatchSummary:
     pending: int = 0
     """Accepted and not finished yet, or finished and not downloaded: run the batch again to collect them."""
     not_submitted: int = 0
-    """Never sent (the batch was stopped first)."""
+    """Never sent (the batch was stopped first, or its journal is damaged: see `unproven_lines`)."""
     charged_images: int = 0
     """Images the gateway has charged or will charge: COMPLETED and FAILED jobs, and pending ones (an
     accepted job is paid for unless it ends ERROR). Uncertain lines are not counted: see `uncertain`."""
@@ -364,6 +593,20 @@ class BatchSummary:
     uncertain_lines: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     interrupted: bool = False
+    """Stopped before the end: by Ctrl-C, or by a `disk_error`."""
+    unanswered_lines: list[str] = field(default_factory=list)
+    """Submits still on the wire, unanswered, when the stop's grace ended: uncertain."""
+    unproven_lines: list[str] = field(default_factory=list)
+    """Lines not submitted because the damaged journal cannot prove they never were (`journal_damage`)."""
+    journal_damage: list[str] = field(default_factory=list)
+    legacy_journal: bool = False
+    """A journal written before records were checked: its damage cannot be seen."""
+    foreign_webhooks: int = 0
+    """Deliveries in the `recover_from` log to another journal's URLs: ignored."""
+    disk_error: str | None = None
+    """The local write that failed and stopped the batch: `path: error`."""
+    unjournaled_jobs: dict[str, str] = field(default_factory=dict)
+    """Jobs accepted (and charged) that could not be journaled even from the reserve, by line."""
 
     @property
     def ok(self) -> bool:
@@ -403,6 +646,12 @@ def summarize(items: list[BatchItem], states: dict[str, ItemState], *, interrupt
     return summary
 
 
+def describe_fault(error: OSError) -> str:
+    """`path: No space left on device`, as the disk error of a summary."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
 ProgressCallback = Callable[[BatchItem, ItemState], object]
 STOP_GRACE = 1.5
 """Seconds a stopped batch waits for the answers of submits already on the wire, so that it exits
@@ -412,13 +661,18 @@ WAIT_ROUNDS = 5
 left pending for the next run."""
 
 
+class _Unsent(Exception):
+    """Raised by a submit's `sending` watch when the batch has stopped (or cannot journal the
+    submit): the request is not sent."""
+
+
 class BatchRunner:
     """Runs the items through `client`, at most `concurrency` jobs in flight, journaling each step.
 
     A line is journaled `submitting` only when its request is handed to the transport — after any wait
-    for the rate limit or a connection — and `rejected` as soon as an attempt is refused with a 429,
-    before the wait for the next one. So a line is `submitting` in the journal only while its request
-    may be at the gateway without an answer.
+    for the rate limit or a connection, and only if the batch has not stopped — and `rejected` as soon
+    as an attempt is refused with a 429, before the wait for the next one. So a line is `submitting`
+    in the journal only while its request may be at the gateway without an answer.
     """
 
     def __init__(
@@ -433,6 +687,7 @@ class BatchRunner:
         retry_errors: bool = True,
         webhook_url: str | None = None,
         recover_from: WebhookLog | None = None,
+        trust_damaged_journal: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         if concurrency < 1:
@@ -445,62 +700,115 @@ class BatchRunner:
         self.resubmit_uncertain = resubmit_uncertain
         self.retry_errors = retry_errors
         self.webhook_url = webhook_url
-        """Each line's submit asks for its webhook at `line_webhook_url(webhook_url, item.webhook_line)`."""
+        """Each line's submit asks for its webhook at `line_webhook_url(webhook_url, <its webhook_line>)`."""
         self.recover_from = recover_from
         """Deliveries to those URLs: an uncertain line with one is recovered instead of left alone."""
+        self.trust_damaged_journal = trust_damaged_journal
+        """Submit lines as a damaged journal reads (some may have been submitted already)."""
         self.on_progress = on_progress
+        self.stems = file_stems([item.key for item in items])
         self.states = journal.load(items)
+        journal.reserve_space(RESERVE_BASE + RESERVE_PER_SUBMIT * concurrency)
+        self.fault: OSError | None = None
+        """The first local write that failed (a full disk, a read-only folder ...): the batch halted."""
+        self._unjournaled: dict[str, str] = {}
+        self._unproven: set[str] = set()
+        self._unanswered: list[str] = []
         self._submits: dict[str, asyncio.Task[Any]] = {}
         self._on_wire: set[str] = set()
-        self.unanswered: list[str] = []
-        """Lines whose submit was still on the wire, unanswered, when the run was stopped."""
+        self._halted = asyncio.Event()
+        """Set by a stop or a fault: no submit is sent any more."""
+        self._stop: asyncio.Event | None = None
+        self._stopped_at: float | None = None
+        self._changed = asyncio.Event()
+        """Set when a submit leaves the wire, or the batch is stopped."""
 
     async def run(self, stop: asyncio.Event | None = None) -> BatchSummary:
-        """Process every line; when `stop` is set, submit nothing more (submits waiting for the rate
-        limit are dropped at once), give the submits on the wire `STOP_GRACE` to be answered, and return."""
+        """Process every line. When `stop` is set, or a local write fails (`fault`), submit nothing more
+        — submits waiting for the rate limit are dropped, a 429 is never retried — and give the
+        submits on the wire time to be answered and journaled (STOP_GRACE after a stop, all they
+        need after a fault); then return."""
+        self._stop = stop
+        if self.journal.damage and self.trust_damaged_journal:
+            self._advance_journal(self.journal.vouch)
+        if self.journal.fault is not None:
+            self._fail(self.journal.fault)
         slots = asyncio.Semaphore(self.concurrency)
         # Jobs already running at the gateway take the first slots.
         order = sorted(self.items, key=lambda item: self.states[item.key].phase != "accepted")
-        tasks = [asyncio.create_task(self._process(item, slots)) for item in order]
-        everything: asyncio.Future[Any] = asyncio.gather(*tasks)
-        stopped: asyncio.Future[Any] = asyncio.create_task((stop or asyncio.Event()).wait())
-        interrupted = True
+        everything: asyncio.Future[Any] = asyncio.gather(*(self._process(item, slots) for item in order))
+        watchers = [asyncio.create_task(self._halted.wait()), asyncio.create_task(self._watch(stop))]
         try:
-            await asyncio.wait([everything, stopped], return_when=asyncio.FIRST_COMPLETED)
-            interrupted = not everything.done()
+            await asyncio.wait([everything, watchers[0]], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stopped.cancel()
+            interrupted = not everything.done()
+            self._halted.set()
             for key, task in list(self._submits.items()):
                 if key not in self._on_wire:
                     task.cancel()  # waiting for the rate limit or a connection: nothing was sent
             everything.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await everything
-            if self._submits:
-                await asyncio.wait(list(self._submits.values()), timeout=STOP_GRACE)
-            self.unanswered = sorted(self._on_wire)
-            for task in list(self._submits.values()):
-                task.cancel()  # still unanswered: the line stays `submitting`, so uncertain
-            await asyncio.gather(*self._submits.values(), return_exceptions=True)
+            await asyncio.wait([everything])
+            await self._drain()
+            self._unanswered = sorted(self._on_wire)
+            for task in [*self._submits.values(), *watchers]:
+                task.cancel()  # a submit still unanswered: the line stays `submitting`, so uncertain
+            await asyncio.gather(*self._submits.values(), *watchers, return_exceptions=True)
             await self.journal.aclose()
-        return summarize(self.items, self.states, interrupted=interrupted)
+            if self.journal.fault is not None:
+                self._fail(self.journal.fault)
+        error = None if everything.cancelled() else everything.exception()
+        if error is not None and not isinstance(error, asyncio.CancelledError):  # a bug: not hidden
+            raise error
+        return self._summary(interrupted)
+
+    async def _watch(self, stop: asyncio.Event | None) -> None:
+        if stop is not None:
+            await stop.wait()
+            self._stopped_at = asyncio.get_running_loop().time()
+            self._halted.set()
+            self._changed.set()
+
+    async def _drain(self) -> None:
+        """Wait until no submit is on the wire: each is answered and journaled, or `STOP_GRACE` has
+        passed since a stop (after a fault alone, each takes as long as its request may)."""
+        loop = asyncio.get_running_loop()
+        while self._on_wire:
+            left = None if self._stopped_at is None else self._stopped_at + STOP_GRACE - loop.time()
+            if left is not None and left <= 0:
+                return
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+
+    def _summary(self, interrupted: bool) -> BatchSummary:
+        return replace(
+            summarize(self.items, self.states, interrupted=interrupted),
+            unanswered_lines=self._unanswered,
+            unproven_lines=[item.key for item in self.items if item.key in self._unproven],
+            journal_damage=list(self.journal.damage),
+            legacy_journal=self.journal.legacy,
+            foreign_webhooks=_foreign_webhooks(self.recover_from, self.journal.token),
+            disk_error=None if self.fault is None else describe_fault(self.fault),
+            unjournaled_jobs=dict(self._unjournaled),
+        )
 
     async def _process(self, item: BatchItem, slots: asyncio.Semaphore) -> None:
         state = self.states[item.key]
         if not self._wanted(state):
             return
         async with slots:
+            if self._halted.is_set():
+                return
             if state.phase in ("uncertain", "submitting") and self.recover_from is not None:
                 await self._recover(item, state, self.recover_from)
-            if (
-                state.phase in ("new", "rejected")
-                or (state.phase in ("uncertain", "submitting") and self.resubmit_uncertain)
-                or (state.phase == "finished" and _outcome(state) == "ERROR")
-            ):
+            if self._to_submit(state):
+                if self.journal.damage and not self.trust_damaged_journal:
+                    self._unproven.add(item.key)  # it may have been submitted in a record that is lost
+                    return
                 await self._shielded(item, self._submit(item, state))
-            if state.phase == "accepted":
+            if state.phase == "accepted" and not self._halted.is_set():
                 await self._wait(item, state)
-            if state.phase == "finished" and _outcome(state) == "COMPLETED":
+            if state.phase == "finished" and _outcome(state) == "COMPLETED" and not self._halted.is_set():
                 await self._download(item, state)
 
     def _wanted(self, state: ItemState) -> bool:
@@ -514,6 +822,13 @@ class BatchRunner:
             return self.resubmit_uncertain or self.recover_from is not None
         return True
 
+    def _to_submit(self, state: ItemState) -> bool:
+        return (
+            state.phase in ("new", "rejected")
+            or (state.phase in ("uncertain", "submitting") and self.resubmit_uncertain)
+            or (state.phase == "finished" and _outcome(state) == "ERROR")
+        )
+
     async def _shielded(self, item: BatchItem, work: Coroutine[Any, Any, T]) -> T:
         """Run a submit in its own task: a stopped batch cancels it only while it is not on the wire,
         and otherwise lets it be answered and journaled."""
@@ -522,11 +837,33 @@ class BatchRunner:
         task.add_done_callback(lambda _: self._submits.pop(item.key, None))
         return await asyncio.shield(task)
 
-    def _advance(self, item: BatchItem, state: ItemState, phase: Phase, **details: Any) -> None:
-        self.journal.record(phase, item, **details)
+    def _advance(self, item: BatchItem, state: ItemState, phase: Phase, **details: Any) -> bool:
+        """Journal a step, then take it. False if the journal cannot be written: the batch halts, and
+        the line stays where the journal has it."""
+        if not self._advance_journal(lambda: self.journal.record(phase, item, **details)):
+            if phase == "accepted":  # charged, and known only here: the summary names it
+                self._unjournaled[item.key] = details["request_id"]
+            return False
         _apply(state, {"event": phase, **details})
         if self.on_progress is not None:
             self.on_progress(item, state)
+        return True
+
+    def _advance_journal(self, write: Callable[[], None]) -> bool:
+        try:
+            write()
+        except OSError as exc:
+            self._fail(exc)
+            return False
+        if self.journal.fault is not None:
+            self._fail(self.journal.fault)
+        return True
+
+    def _fail(self, error: OSError) -> None:
+        """A local write failed (the disk is full, the folder read-only ...): halt. The first error
+        is the one reported."""
+        self.fault = self.fault or error
+        self._halted.set()
 
     def _note(self, item: BatchItem, state: ItemState, problem: str) -> None:
         """A step that failed without changing the phase; the next run tries it again."""
@@ -541,22 +878,40 @@ class BatchRunner:
                 return
             await asyncio.sleep(retry_after)
 
-    def _watch(self, item: BatchItem, state: ItemState) -> SubmitWatch:
-        def sending() -> Awaitable[None]:
+    def _submit_watch(self, item: BatchItem, state: ItemState) -> SubmitWatch:
+        async def sending() -> None:
+            """Journal the line `submitting`, on disk, before its request leaves; after a stop, refuse."""
+            if self._stopping():
+                raise _Unsent
             self._on_wire.add(item.key)
-            self._advance(item, state, "submitting")
-            return self.journal.synced()  # on disk before the request leaves
+            if not self._advance(item, state, "submitting"):
+                raise _Unsent
+            try:
+                await self.journal.synced()
+            except OSError as exc:
+                self._fail(OSError(exc.errno, exc.strerror, str(self.journal.path)))
+                raise _Unsent from None
+            if self._stopping():  # stopped during the sync
+                raise _Unsent
 
         def refused(reason: str) -> None:
-            self._on_wire.discard(item.key)
+            self._leave_wire(item.key)
             self._advance(item, state, "rejected", detail=reason)
 
         return SubmitWatch(sending=sending, refused=refused)
 
+    def _stopping(self) -> bool:
+        """Stopped or halted, even if the watch of `stop` has not run yet: then no submit may leave."""
+        return self._halted.is_set() or (self._stop is not None and self._stop.is_set())
+
+    def _leave_wire(self, key: str) -> None:
+        self._on_wire.discard(key)
+        self._changed.set()
+
     async def _recover(self, item: BatchItem, state: ItemState, log: WebhookLog) -> None:
         """Journal an uncertain line accepted if a webhook to its own URL names a job the journal does
         not know yet, and the gateway confirms that job (a webhook is not signed): nothing is submitted."""
-        found = sorted(set(log.deliveries.get(item.webhook_line, {})) - state.request_ids)
+        found = sorted(set(log.deliveries.get(self.journal.webhook_line(item), {})) - state.request_ids)
         if len(found) != 1:
             problem = "no webhook for it in the log" if not found else f"webhooks of {len(found)} jobs"
             self._note(item, state, f"{problem}: still uncertain ({', '.join(found)})".removesuffix(" ()"))
@@ -573,11 +928,19 @@ class BatchRunner:
 
     async def _submit_once(self, item: BatchItem, state: ItemState) -> float | None:
         """One submit and its journaled answer; the seconds to wait before another when rate limited."""
-        webhook = None if self.webhook_url is None else line_webhook_url(self.webhook_url, item.webhook_line)
+        webhook = (
+            None
+            if self.webhook_url is None
+            else line_webhook_url(self.webhook_url, self.journal.webhook_line(item))
+        )
         try:
             submission = await self.client.submit(
-                item.request, webhook_url=webhook, watch=self._watch(item, state)
+                item.request, webhook_url=webhook, watch=self._submit_watch(item, state)
             )
+        except _Unsent:
+            if state.phase == "submitting":  # journaled, then stopped before the request left
+                self._advance(item, state, "rejected", detail="not sent: the batch stopped")
+            return None
         except RateLimitError as exc:  # provably not accepted (journaled by the watch): try again later
             return self.client.rate_limit_delay(exc.retry_after)
         except APIConnectionError as exc:
@@ -594,11 +957,11 @@ class BatchRunner:
             self._advance(item, state, "rejected", detail=str(exc))
             return None
         finally:
-            self._on_wire.discard(item.key)
-        self._advance(
+            self._leave_wire(item.key)
+        accepted = self._advance(
             item, state, "accepted", request_id=submission.request_id, submitted_at=submission.submitted_at
         )
-        if submission.finished is not None:  # sync mode: the answer is the final status
+        if accepted and submission.finished is not None:  # sync mode: the answer is the final status
             self._advance(item, state, "finished", status=submission.finished.to_dict())
         return None
 
@@ -625,12 +988,24 @@ class BatchRunner:
         assert state.status is not None
         try:
             files = await self.client.download(
-                JobStatus.parse(state.status), self.out_dir, stem=safe_stem(item.key)
+                JobStatus.parse(state.status), self.out_dir, stem=self.stems[item.key]
             )
         except BooguError as exc:  # stays finished: the next run downloads it again
             self._note(item, state, str(exc))
             return
+        except OSError as exc:  # a full disk, a read-only folder ...: nothing more can be saved
+            fault = exc if exc.filename else OSError(exc.errno, exc.strerror, str(self.out_dir))
+            self._note(item, state, describe_fault(fault))
+            self._fail(fault)
+            return
         self._advance(item, state, "downloaded", files=[str(path) for path in files])
+
+
+def _foreign_webhooks(log: WebhookLog | None, token: str) -> int:
+    """Deliveries in `log` to URLs of another journal (another run of this batch, or another batch)."""
+    if log is None or not token:
+        return 0
+    return sum(len(jobs) for line, jobs in log.deliveries.items() if not line.endswith(f"~{token}"))
 
 
 def _outcome(state: ItemState) -> str | None:

@@ -56,7 +56,16 @@ from ._flows import RetryEvent, SubmitRequest, SubmitWatch
 from ._http import BATCH_CONNECTIONS
 from ._media import image_reference
 from ._models import JobStatus, Result, Submission
-from .batch import BatchFileError, BatchItem, BatchRunner, BatchSummary, ItemState, Journal, load_items
+from .batch import (
+    MAX_SHOWN_DAMAGE,
+    BatchFileError,
+    BatchItem,
+    BatchRunner,
+    BatchSummary,
+    ItemState,
+    Journal,
+    load_items,
+)
 from .webhooks import WebhookLog, read_webhook_log
 
 __all__ = ["ExitCode", "exit_code_for", "main", "parser"]
@@ -192,8 +201,8 @@ def request_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_job(args: argparse.Namespace, out: Output, request: SubmitRequest) -> int:
-    """generate and edit: submit, wait with a progress line, download, report."""
-    with client_for(args, out) as client:
+    """generate and edit: submit, wait with a progress line, download, report; all within --timeout."""
+    with client_for(args, out) as client, client.time_limit(args.timeout):
         submission = submit_interruptibly(client, request, args.webhook_url, out)
         out.note(f"queued [cyan]{escape(submission.request_id)}[/cyan]")
         result = wait_for(client, submission, args, out)
@@ -272,7 +281,7 @@ def cmd_edit(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_status(args: argparse.Namespace, out: Output) -> int:
-    with client_for(args, out) as client:
+    with client_for(args, out) as client, client.time_limit(args.timeout):
         status = client.status(args.request_id)
     if out.as_json:
         out.data(status.to_dict())
@@ -284,14 +293,14 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_wait(args: argparse.Namespace, out: Output) -> int:
-    with client_for(args, out) as client:
+    with client_for(args, out) as client, client.time_limit(args.timeout):
         result = wait_for(client, args.request_id, args, out)
     report(out, result, [])
     return ExitCode.OK
 
 
 def cmd_download(args: argparse.Namespace, out: Output) -> int:
-    with client_for(args, out) as client:
+    with client_for(args, out) as client, client.time_limit(args.timeout):
         status = client.status(args.request_id)
         files = client.download(status, args.out)
     out.data({"request_id": status.request_id, "files": [str(f) for f in files]} if out.as_json else files)
@@ -314,11 +323,29 @@ def cmd_batch(args: argparse.Namespace, out: Output) -> int:
     items = load_items(args.file)
     recovery = None if args.recover_from is None else read_recovery(args.recover_from, out)
     journal = Journal(args.journal or Path(args.out) / "batch-journal.jsonl")
-    summary, on_the_wire = asyncio.run(run_batch(args, out, items, journal, recovery))
-    show_summary(out, summary, journal, on_the_wire)
+    summary = asyncio.run(run_batch(args, out, items, journal, recovery))
+    show_summary(out, summary, journal)
+    if summary.disk_error is not None:
+        out.err.print(disk_error_line(summary, journal), markup=False, soft_wrap=True)
+        return ExitCode.BATCH_INCOMPLETE
     if summary.interrupted:
         return ExitCode.INTERRUPTED
     return ExitCode.OK if summary.ok else ExitCode.BATCH_INCOMPLETE
+
+
+def disk_error_line(summary: BatchSummary, journal: Journal) -> str:
+    """The one line a batch stopped by a local write error ends with."""
+    lost = summary.unjournaled_jobs
+    unknown = (
+        f"; {plural(len(lost), 'accepted job')} could not be journaled: "
+        + ", ".join(f"{line}={request_id}" for line, request_id in lost.items())
+        if lost
+        else f"; every accepted job is in {journal.path}"
+    )
+    return (
+        f"boogu: disk error: {summary.disk_error}: stopped submitting{unknown}; "
+        "fix it (free space, a writable --out) and run the same command again to download the rest"
+    )
 
 
 async def run_batch(
@@ -327,8 +354,7 @@ async def run_batch(
     items: list[BatchItem],
     journal: Journal,
     recovery: WebhookLog | None = None,
-) -> tuple[BatchSummary, list[str]]:
-    """The batch's summary, and the lines whose submit was still unanswered when it stopped."""
+) -> BatchSummary:
     options = client_options(args, out)
     options["max_connections"] = min(args.concurrency, BATCH_CONNECTIONS)
     if args.max_rps is not None:
@@ -384,22 +410,32 @@ async def run_batch(
                 retry_errors=not args.no_retry_errors,
                 webhook_url=args.webhook_url,
                 recover_from=recovery,
+                trust_damaged_journal=args.trust_damaged_journal,
                 on_progress=on_progress,
             )
-            with progress:
-                summary = await runner.run(stop)
-            return summary, runner.unanswered
+            with progress, client.time_limit(args.timeout):
+                return await runner.run(stop)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 
 
-def show_summary(out: Output, summary: BatchSummary, journal: Journal, on_the_wire: list[str]) -> None:
+SHOWN_LINES = 50
+"""Lines named in a row of the human summary; --json names them all."""
+
+
+def shortened(names: list[str], limit: int) -> str:
+    """The first `limit` of `names`, and how many more there are."""
+    more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def show_summary(out: Output, summary: BatchSummary, journal: Journal) -> None:
     if out.as_json:
-        out.data({**summary.to_dict(), "unanswered_lines": on_the_wire})
+        out.data(summary.to_dict())
     else:
         show_table(summary)
-    show_notes(out, summary, journal, on_the_wire)
+    show_notes(out, summary, journal)
 
 
 def show_table(summary: BatchSummary) -> None:
@@ -416,21 +452,49 @@ def show_table(summary: BatchSummary) -> None:
         "charged_images",
     ):
         table.add_row(name.replace("_", " "), str(getattr(summary, name)))
+    for name, lines in (
+        ("uncertain lines", summary.uncertain_lines),
+        ("pending lines", summary.pending_lines),
+        ("unanswered at the stop", summary.unanswered_lines),
+        ("unproven lines", summary.unproven_lines),
+    ):
+        if lines:
+            table.add_row(name, escape(shortened(lines, SHOWN_LINES)))
     Console(highlight=False).print(table)
 
 
-def show_notes(out: Output, summary: BatchSummary, journal: Journal, on_the_wire: list[str]) -> None:
-    """What is still in flight, and how to resume (on stderr, also with --json)."""
+def show_notes(out: Output, summary: BatchSummary, journal: Journal) -> None:
+    """What is still in flight, what the journal and the webhook log showed, how to resume (on
+    stderr, also with --json)."""
+    path = escape(str(journal.path))
+    if summary.legacy_journal:
+        out.note(f"{path} was written by an older client, without checksums: damage to it cannot be seen")
+    if summary.journal_damage:
+        out.note(
+            f"[red]{path} is damaged: {escape(shortened(summary.journal_damage, MAX_SHOWN_DAMAGE))}[/red]"
+        )
+    if summary.unproven_lines:
+        out.note(
+            f"not submitted, since the damaged journal cannot prove they never were: "
+            f"{plural(len(summary.unproven_lines), 'line')}; check them with the gateway's billing, "
+            "then --trust-damaged-journal submits them as the journal reads"
+        )
+    if summary.foreign_webhooks:
+        out.note(
+            f"--recover-from: ignored {plural(summary.foreign_webhooks, 'webhook')} to the URLs of another "
+            "journal (another run of this batch, or another batch): they prove nothing here"
+        )
     if summary.pending_lines:
         out.note(
-            f"pending (accepted, charged unless they end ERROR): {escape(', '.join(summary.pending_lines))}"
+            f"pending (accepted, charged unless they end ERROR): {plural(len(summary.pending_lines), 'line')}"
         )
-    if on_the_wire:
-        out.note(f"in flight when stopped, unanswered (uncertain): {escape(', '.join(on_the_wire))}")
-    if summary.interrupted or summary.pending or summary.not_submitted:
+    if summary.unanswered_lines:
         out.note(
-            f"stopped before the end; run the same command again to resume from {escape(str(journal.path))}"
+            f"{plural(len(summary.unanswered_lines), 'submit')} still unanswered when stopped: "
+            "their lines are uncertain"
         )
+    if summary.interrupted or summary.pending or summary.not_submitted:
+        out.note(f"stopped before the end; run the same command again to resume from {path}")
     if summary.uncertain:
         out.note(
             "uncertain lines may have been accepted (and charged) without an answer arriving; "
@@ -478,8 +542,15 @@ def parser() -> argparse.ArgumentParser:
     output.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
     output.add_argument("-v", "--verbose", action="store_true", help="log every call and retry on stderr")
 
-    waiting = argparse.ArgumentParser(add_help=False)
-    waiting.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S s (default 600)")
+    deadline = argparse.ArgumentParser(add_help=False)
+    deadline.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="end the whole command within S s: every call, retry, Retry-After wait, poll and download "
+        "included (a wait gives up after 600 s by default)",
+    )
+    waiting = argparse.ArgumentParser(add_help=False, parents=[deadline])
     waiting.add_argument(
         "--expected-seconds", type=float, metavar="S", help="how long the job should take, if you know better"
     )
@@ -518,7 +589,7 @@ def parser() -> argparse.ArgumentParser:
     edit.add_argument("--image-guidance-scale", type=float)
     edit.set_defaults(handler=cmd_edit)
 
-    status = commands.add_parser("status", parents=[common], help="a request's current status")
+    status = commands.add_parser("status", parents=[common, deadline], help="a request's current status")
     status.add_argument("request_id")
     status.set_defaults(handler=cmd_status)
 
@@ -526,12 +597,16 @@ def parser() -> argparse.ArgumentParser:
     wait.add_argument("request_id")
     wait.set_defaults(handler=cmd_wait)
 
-    download = commands.add_parser("download", parents=[common], help="download a finished request's images")
+    download = commands.add_parser(
+        "download", parents=[common, deadline], help="download a finished request's images"
+    )
     download.add_argument("request_id")
     download.add_argument("--out", default=".", help="folder for the images (default: the current one)")
     download.set_defaults(handler=cmd_download)
 
-    batch = commands.add_parser("batch", parents=[common], help="run a JSONL file of jobs, resumably")
+    batch = commands.add_parser(
+        "batch", parents=[common, deadline], help="run a JSONL file of jobs, resumably"
+    )
     batch.add_argument("file", help="one JSON object per line: prompt, parameters, image_url for edits, id")
     batch.add_argument(
         "--out", default="batch-out", help="folder for the images and the journal (default: batch-out)"
@@ -565,6 +640,11 @@ def parser() -> argparse.ArgumentParser:
         "--no-retry-errors",
         action="store_true",
         help="leave lines whose job ended ERROR (not charged) alone instead of submitting them again",
+    )
+    batch.add_argument(
+        "--trust-damaged-journal",
+        action="store_true",
+        help="submit the lines of a damaged journal as it reads (a record lost may have been a submit)",
     )
     batch.set_defaults(handler=cmd_batch)
 

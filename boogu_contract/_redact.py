@@ -9,9 +9,9 @@ rather than by a list of the names we happen to know.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, AnyStr
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .wire import WEBHOOK_HEADER
 
@@ -23,18 +23,51 @@ _SECRET_NAME = re.compile(
 )
 URL_HEADERS = frozenset({WEBHOOK_HEADER.lower(), "referer"})
 """Headers whose value is a URL: their userinfo and credential-like query parameters are redacted."""
+MIN_SECRET_CHARS = 8
+"""Shorter secrets are redacted only as whole values: cut out of text, a 1-character key takes every
+`e` with it (and says which character it is)."""
 
 
 def is_secret(name: str) -> bool:
     return _SECRET_NAME.search(name) is not None
 
 
+def redact_header(name: str, value: str) -> str:
+    """A header's value safe to show: credential-like ones replaced whole, URLs without credentials."""
+    if is_secret(name):
+        return REDACTED
+    return redact_url(value) if name.lower() in URL_HEADERS else value
+
+
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Lower-case header names to values, with credential-like ones replaced."""
-    return {
-        name: REDACTED if is_secret(name) else redact_url(value) if name in URL_HEADERS else value
-        for name, value in headers.items()
-    }
+    return {name: redact_header(name, value) for name, value in headers.items()}
+
+
+def secret_values(headers: Iterable[tuple[str, str]], *urls: str) -> list[str]:
+    """The credentials a request carries, to blank wherever an answer echoes them: the values of
+    credential-like headers and query parameters, and the userinfo of `urls` (as sent and decoded)."""
+    found = [value for name, value in headers if is_secret(name) and value]
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # `//[` is no URL: nothing in it is read as a credential, and it is redacted whole
+            continue
+        found += [value for name, value in parse_qsl(parts.query) if is_secret(name) and value]
+        userinfo = parts.netloc.rpartition("@")[0]
+        found += [part for text in userinfo.split(":", 1) if text for part in {text, unquote(text)}]
+    return found
+
+
+def blank_secrets(data: AnyStr, secrets: Collection[str]) -> AnyStr:
+    """`data` with each secret of `MIN_SECRET_CHARS` or more replaced whole by `REDACTED`."""
+    for secret in secrets:
+        if len(secret) >= MIN_SECRET_CHARS:
+            if isinstance(data, bytes):
+                data = data.replace(secret.encode("utf-8", "replace"), REDACTED.encode())
+            else:
+                data = data.replace(secret, REDACTED)
+    return data
 
 
 def redact_query(query: str) -> str:

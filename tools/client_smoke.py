@@ -342,11 +342,17 @@ def smoke(client: Client, speed: str) -> tuple[bool, str]:
     return failed == 0 and passed > 0, report + "\n".join(lines) + "\n"
 
 
+def say(line: str) -> None:
+    """One whole line at once: `print` writes the text and the newline apart, and builds run in threads."""
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()
+
+
 def build(client: Client) -> None:
     started = time.monotonic()
-    print(f"client_smoke: building the {client.title}", flush=True)
+    say(f"client_smoke: building the {client.title}")
     client.build()
-    print(f"client_smoke: {client.name} built in {time.monotonic() - started:.1f} s", flush=True)
+    say(f"client_smoke: {client.name} built in {time.monotonic() - started:.1f} s")
 
 
 def build_all(stale: Sequence[Client]) -> None:
@@ -365,7 +371,7 @@ def smoke_all(clients: Sequence[Client], speed: str, parallel: int) -> bool:
         results = []
         for future in as_completed(futures):
             ok, report = future.result()
-            print(report, end="", flush=True)
+            say(report.rstrip("\n"))
             results.append(ok)
     return all(results)
 

@@ -112,9 +112,11 @@ def test_the_journal_survives_a_write_cut_short_and_is_locked(tmp_path: Path) ->
     first.close()
     with path.open("a") as handle:
         handle.write('{"event": "accepted", "key": "line-2", "requ')  # killed mid-write
-    states = Journal(path).load(items)
+    reread = Journal(path)
+    states = reread.load(items)
     assert (states["line-1"].phase, states["line-1"].request_id) == ("accepted", "boogu-image_1")
     assert states["line-2"].phase == "submitting"  # its answer was never recorded: uncertain
+    assert reread.damage == ["line 4: not a whole record (cut short, garbage or zeros)"]  # and it is seen
 
 
 def test_a_changed_input_is_refused(tmp_path: Path) -> None:
@@ -282,13 +284,13 @@ async def test_an_uncertain_line_is_recovered_from_its_webhook_without_paying_tw
     with WebhookReceiver() as receiver:
         async with mock_async_client(mock_gateway_server) as client:
             sent = await client.submit(
-                items[0].request, webhook_url=line_webhook_url(receiver.url, items[0].webhook_line)
+                items[0].request, webhook_url=line_webhook_url(receiver.url, killed.webhook_line(items[0]))
             )
             final = await asyncio.to_thread(receiver.wait_for, sent.request_id, 10)
             delivery = log_record(final, receiver.line_of(sent.request_id))
             forged = json.loads(delivery) | {
                 "request_id": "boogu-image_forged",
-                "line": items[1].webhook_line,
+                "line": killed.webhook_line(items[1]),
             }
             log.write_bytes(
                 b"\n".join(
@@ -310,6 +312,7 @@ async def test_an_uncertain_line_is_recovered_from_its_webhook_without_paying_tw
             ).run()
     assert read_webhook_log(log).skipped == 4
     assert (recovered.completed, recovered.uncertain_lines, recovered.charged_images) == (1, ["owl"], 1)
+    assert recovered.foreign_webhooks == 1  # the delivery to a URL without this journal's token
     assert [e["status"] for e in journal(mock_gateway_server) if e["method"] == "POST"] == [202]
     assert wallet(mock_gateway_server)["charged"] == Decimal("0.02")
     states = Journal(path).load(items)
@@ -325,11 +328,13 @@ async def test_each_line_is_submitted_with_its_own_webhook_url(
             summary = await BatchRunner(
                 client, items, Journal(tmp_path / "j.jsonl"), tmp_path / "out", webhook_url=receiver.url
             ).run()
-        states = Journal(tmp_path / "j.jsonl").load(items)
+        written = Journal(tmp_path / "j.jsonl")
+        states = written.load(items)
         lines = {
             receiver.line_of(state.request_id or "")
             for state in states.values()
             for _ in [await asyncio.to_thread(receiver.wait_for, state.request_id or "", 10)]
         }
     assert summary.completed == 2
-    assert lines == {item.webhook_line for item in items}
+    assert lines == {written.webhook_line(item) for item in items}
+    assert all(str(line).endswith(f"~{written.token}") for line in lines)  # this journal's own URLs

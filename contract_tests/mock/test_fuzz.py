@@ -34,7 +34,7 @@ KEY = {"Ocp-Apim-Subscription-Key": "test-key"}
 TEXT_PATH = "/boogu-image/v1/boogu-image-request"
 JSON_HEADERS = {"Content-Type": "application/json"}
 SETTINGS = [f.name for f in fields(MockConfig)]
-FAULTS = ("fault_rate", "drop_rate", "latency_rate")
+FAULTS = ("fault_rate", "drop_rate", "lost_answer_rate", "latency_rate")
 
 texts = st.text(st.one_of(st.characters(), st.sampled_from(["\ud800", "\udfff", "\x00", "/", " ", "%"])))
 numbers = st.one_of(

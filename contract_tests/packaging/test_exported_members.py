@@ -148,6 +148,8 @@ EXPORTED: Final[dict[str, tuple[str, ...]]] = {
     "mock_gateway.server": (
         "MAX_JSON_DEPTH",
         "AdminAuth",
+        "add_admin_options",
+        "admin_refusal",
         "check_token",
         "create_app",
         "server_config",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -21,13 +21,34 @@ HOP_BY_HOP = frozenset(
         "trailer",
         "transfer-encoding",
         "upgrade",
+        "http2-settings",
         "host",
         "content-length",
         "accept-encoding",
         "content-encoding",
     }
 )
-"""Not passed on: they describe one connection, or a coding the proxy undoes to read the body."""
+"""Not passed on: they describe one connection (an h2c offer's settings too), or a coding the proxy
+undoes to read the body."""
+DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def end_to_end(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers a proxy passes on: neither the hop-by-hop ones nor those that `Connection` names
+    (RFC 9110 7.6.1), which describe one connection whatever their name."""
+    dropped = HOP_BY_HOP | {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return [(name, value) for name, value in headers if name.lower() not in dropped]
+
+
+def has_dot_segments(path: str) -> bool:
+    """`/__mock/../v2/...`: a path that names another once resolved, so that any check of it (the
+    admin prefix, the operation) would judge the wrong path. `scope["path"]` is already decoded."""
+    return any(segment in DOT_SEGMENTS for segment in path.split("/"))
 
 
 class TooLarge(Exception):

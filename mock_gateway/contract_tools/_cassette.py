@@ -20,14 +20,20 @@ replay needs beyond it sits under `x-boogu` in each interaction, which vcrpy ign
 One interaction per exchange, appended as it happens, bodies kept byte for byte as text. A body
 that is not UTF-8 text (an image) is stored beside the cassette as `<name>.media/<sha256>.<ext>`
 and named by `x-boogu.response_body_file` (or `request_body_file`), its `string` left empty.
-Keys are never written: secret headers read `[redacted]`, and the caller's key is blanked out of
-any body that echoes it.
+Keys are never written: secret headers read `[redacted]`, and the caller's credentials (`Exchange.secrets`)
+are blanked out of any header or body, media files included, that echoes them (whole values only when
+shorter than `MIN_SECRET_CHARS`). The proxy gives `uri` and `path` with their credentials redacted.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
+import os
+import re
+import reprlib
+import stat
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,10 +45,12 @@ from urllib.parse import urlsplit
 import orjson
 import yaml
 
-from boogu_contract import REDACTED, is_secret, iso_time
+from boogu_contract import iso_time
+from boogu_contract._redact import blank_secrets, redact_header
 from boogu_contract.wire import KEY_HEADER
 
 from ..model import Clock, SystemClock
+from ..model._journal import truncated
 
 VERSION = 1
 HEADER = f"version: {VERSION}\ninteractions:\n"
@@ -51,6 +59,18 @@ Headers = Sequence[tuple[str, str]]
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+MAX_CASSETTE_BYTES = 64 * 1024 * 1024
+MAX_MEDIA_BYTES = 32 * 1024 * 1024
+"""A media file's budget: the proxy's default `--max-body-bytes`, the largest body it records."""
+MAX_MEDIA_TOTAL_BYTES = 512 * 1024 * 1024
+"""All of one cassette's media files together."""
+MAX_DEPTH = 32
+"""Nesting levels of the YAML; an interaction needs 7."""
+MAX_SCALAR_CHARS = 64
+"""The longest integer, number, date or the like (text has no such limit)."""
+EXCERPT_CHARS = 200
+"""Characters of a request path or other caller's value that logs and answers show."""
 
 
 class CassetteError(ValueError):
@@ -163,9 +183,10 @@ class CassetteWriter:
         textual = content_type.startswith("text/") or content_type.endswith(("json", "yaml", "xml"))
         if textual:
             try:
-                return _blank(body.decode("utf-8"), secrets)
+                return blank_secrets(body.decode("utf-8"), secrets)
             except UnicodeDecodeError:
                 pass
+        body = blank_secrets(body, secrets)
         digest = hashlib.sha256(body).hexdigest()
         extension = mimetypes.guess_extension(content_type) or ".bin"
         self.media.mkdir(parents=True, exist_ok=True)
@@ -177,91 +198,275 @@ class CassetteWriter:
 
 
 def load(path: str | Path) -> list[Recording]:
-    """The interactions of a cassette; CassetteError naming the entry and field when it is malformed."""
+    """The interactions of a cassette; CassetteError naming the entry and field when it is malformed.
+
+    Read within budgets, whoever wrote the file: its size and each media file's are checked before
+    reading, only regular files are opened, YAML aliases are refused (a 1 KB "billion laughs" would
+    otherwise expand to gigabytes), and each media file is read once however many entries name it.
+    """
     path = Path(path)
-    try:
-        data = yaml.load(path.read_bytes(), Loader=_Loader)  # noqa: S506 - a safe loader
-    except OSError as exc:
-        raise CassetteError(f"{path}: cannot read the cassette: {exc.strerror or exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
-        raise CassetteError(f"{path}: not a YAML cassette: {str(exc).splitlines()[0][:300]}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list | None):
+    media = _MediaFiles(path)
+    data = _read_regular(path, MAX_CASSETTE_BYTES, f"{path}: the cassette")
+    top = _parse(data, path, lambda index, entry: _recording(path, index, entry, media))
+    if not isinstance(top, dict) or not isinstance(top.get("interactions"), list | None):
         raise CassetteError(f"{path}: expected a mapping with `version: 1` and a list `interactions`")
-    if data.get("version") != VERSION:
-        raise CassetteError(f"{path}: version: expected {VERSION}, got {data.get('version')!r}")
-    return [_recording(path, index, entry) for index, entry in enumerate(data["interactions"] or [], 1)]
+    if top.get("version") != VERSION:
+        raise CassetteError(f"{path}: version: expected {VERSION}, got {_shown(top.get('version'))}")
+    return top["interactions"] or []
 
 
-def _recording(path: Path, index: int, entry: Any) -> Recording:
+class _Malformed(Exception):
+    """A value refused while parsing, before `_parse` says where it stands."""
+
+
+_NO_KEY = object()
+_TAG = "tag:yaml.org,2002:"
+_TEXT, _BINARY = _TAG + "str", _TAG + "binary"
+_SCALAR_TAGS = frozenset(_TAG + name for name in ("null", "bool", "int", "float", "timestamp", "binary"))
+_COLLECTION_TAGS = frozenset({None, "!", _TAG + "map", _TAG + "seq"})
+
+
+def _parse(data: bytes, path: Path, interaction: Callable[[int, Any], Recording]) -> Any:
+    """The YAML document, built from libyaml's events: no alias, tag or depth beyond the budget.
+
+    PyYAML's own loader builds a node graph (aliases shared) and then the objects, at several times
+    the cost; this builds the objects at once, and hands each entry of `interactions` to
+    `interaction` as soon as it is complete, so that only one entry is ever held as raw YAML.
+    """
+    parser = _Loader(data)
+    stack: list[list[Any]] = []  # [the mapping or list being built, the key its next value goes to]
+    top: Any = None
+    documents = 0
+    try:
+        while True:
+            event = parser.get_event()  # type: ignore[no-untyped-call]  # (untyped in yaml-stubs)
+            kind = type(event)
+            if kind is yaml.ScalarEvent:  # most are quoted text, read without a call
+                value = event.value if event.tag is None and not event.implicit[0] else _scalar(parser, event)
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                if event.tag not in _COLLECTION_TAGS:
+                    raise _Malformed(f"the tag {event.tag} is not allowed")
+                if len(stack) >= MAX_DEPTH:
+                    raise _Malformed(f"not a YAML cassette: nested deeper than {MAX_DEPTH} levels")
+                stack.append([{} if kind is yaml.MappingStartEvent else [], _NO_KEY])
+                continue
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                value = stack.pop()[0]
+            elif kind is yaml.AliasEvent:
+                raise _Malformed(f"YAML aliases (*{event.anchor}) are not allowed in a cassette")
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise _Malformed("a cassette is one YAML document")
+                continue
+            elif kind is yaml.StreamEndEvent or event is None:
+                return top
+            else:
+                continue
+            if not stack:
+                top = value
+                continue
+            frame = stack[-1]
+            container = frame[0]
+            if type(container) is list:
+                if len(stack) == 2 and stack[0][1] == "interactions":
+                    value = interaction(len(container) + 1, value)
+                container.append(value)
+            elif frame[1] is _NO_KEY:
+                if type(value) is dict or type(value) is list:
+                    raise _Malformed("a mapping key must be a scalar")
+                frame[1] = value
+            else:
+                container[frame[1]] = value
+                frame[1] = _NO_KEY
+    except _Malformed as exc:
+        raise CassetteError(f"{path}: {_location(stack)}: {exc}") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0][:300]
+        raise CassetteError(f"{path}: not a YAML cassette: {first} ({_location(stack)})") from None
+    finally:
+        parser.dispose()
+
+
+def _scalar(parser: yaml.SafeLoader, event: yaml.ScalarEvent) -> Any:
+    """Text as is; other YAML types through PyYAML's safe constructors, short values only (a
+    5,000-digit integer or a 100,000-part sexagesimal one costs seconds to convert)."""
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = _plain_tag(event.value) if event.implicit[0] else _TEXT
+    if tag == _TEXT:
+        return event.value
+    kind = tag.removeprefix(_TAG)
+    if tag not in _SCALAR_TAGS:
+        raise _Malformed(f"the tag {tag} is not allowed")
+    if tag != _BINARY and len(event.value) > MAX_SCALAR_CHARS:
+        raise _Malformed(f"{len(event.value)} characters, over {MAX_SCALAR_CHARS} for the type {kind}")
+    try:
+        return parser.yaml_constructors[tag](parser, yaml.ScalarNode(tag, event.value))
+    except (ValueError, ArithmeticError, yaml.YAMLError):
+        raise _Malformed(f"not a valid {kind}: {_shown(event.value)}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_tag(value: str) -> str:
+    """The type YAML 1.1 gives an unquoted scalar; cached, as cassettes repeat names and values."""
+    return str(_RESOLVER.resolve(yaml.ScalarNode, value, (True, False)))  # type: ignore[no-untyped-call]
+
+
+_RESOLVER = yaml.resolver.Resolver()
+
+
+def _location(stack: list[list[Any]]) -> str:
+    """Where the value being built stands: `interaction #3: response.headers.date[0]`."""
+    steps = [
+        f"[{len(container)}]"
+        if type(container) is list
+        else "." + ("(a key)" if key is _NO_KEY else excerpt(str(key)))
+        for container, key in stack
+    ]
+    if steps[:1] == [".interactions"] and steps[1:2] and steps[1].startswith("["):
+        field = "".join(steps[2:]).lstrip(".")
+        return f"interaction #{int(steps[1][1:-1]) + 1}" + (f": {field}" if field else "")
+    return "".join(steps).lstrip(".") or "the top level"
+
+
+def _recording(path: Path, index: int, entry: Any, media: _MediaFiles) -> Recording:
     where = f"{path}: interaction #{index}"
-
-    def need(node: Any, key: str, kind: type | tuple[type, ...], label: str) -> Any:
-        value = node.get(key) if isinstance(node, dict) else None
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise CassetteError(f"{where}: {label}: expected {_kind_name(kind)}, got {value!r:.80}")
-        return value
-
-    request = need(entry, "request", dict, "request")
-    response = need(entry, "response", dict, "response")
-    extra = entry.get("x-boogu") or {}
-    if not isinstance(extra, dict):
-        raise CassetteError(f"{where}: x-boogu: expected a mapping")
-    method = need(request, "method", str, "request.method").upper()
-    uri = need(request, "uri", str, "request.uri")
-    status = need(need(response, "status", dict, "response.status"), "code", int, "response.status.code")
+    request = _field(where, entry, "request", dict)
+    response = _field(where, entry, "response", dict)
+    extra = _field(where, entry, "x-boogu", dict, {})
+    method = _field(where, request, "method", str, label="request.method").upper()
+    uri = _field(where, request, "uri", str, label="request.uri")
+    status_of = _field(where, response, "status", dict, label="response.status")
+    status = _field(where, status_of, "code", int, label="response.status.code")
     if not 100 <= status <= 599:
         raise CassetteError(f"{where}: response.status.code: expected 100 to 599, got {status}")
+    if status < 200:
+        raise CassetteError(f"{where}: response.status.code: an interim {status} is no answer to replay")
     request_headers = _headers_of(request.get("headers") or {}, f"{where}: request.headers")
-    response_headers = _headers_of(response.get("headers") or {}, f"{where}: response.headers")
-    body = response.get("body") or {}
-    if not isinstance(body, dict):
-        raise CassetteError(f"{where}: response.body: expected a mapping with `string`")
-    parts = urlsplit(uri)
-    asked = extra.get("path") or (parts.path + (f"?{parts.query}" if parts.query else ""))
+    response_headers = _headers_of(response.get("headers") or {}, f"{where}: response.headers", wire=True)
+    body = _field(where, response, "body", dict, {}, label="response.body")
+    response_body = media.body(where, "response.body.string", body.get("string"), extra, "response")
+    if response_body and status in (204, 304):
+        raise CassetteError(f"{where}: response.body: a {status} answer has no body")
+    asked = _field(where, extra, "path", str, None, label="x-boogu.path")
+    if asked is None:
+        parts = urlsplit(uri)
+        asked = parts.path + (f"?{parts.query}" if parts.query else "")
     return Recording(
         index=index,
         method=method,
-        path=str(asked),
-        request_body=_read_body(path, where, request.get("body"), extra.get("request_body_file")),
+        path=asked,
+        request_body=media.body(where, "request.body", request.get("body"), extra, "request"),
         has_key=any(name.lower() == _KEY and value for name, value in request_headers),
         status=status,
         response_headers=response_headers,
-        response_body=_read_body(path, where, body.get("string"), extra.get("response_body_file")),
-        operation=extra.get("operation") if isinstance(extra.get("operation"), str) else None,
-        request_id=extra.get("request_id") if isinstance(extra.get("request_id"), str) else None,
+        response_body=response_body,
+        operation=_field(where, extra, "operation", str, None, label="x-boogu.operation"),
+        request_id=_field(where, extra, "request_id", str, None, label="x-boogu.request_id"),
     )
 
 
-def _read_body(cassette: Path, where: str, text: Any, file: Any) -> bytes:
-    if file is not None:
+_REQUIRED = object()
+
+
+def _field(where: str, node: Any, key: str, kind: type, default: Any = _REQUIRED, label: str = "") -> Any:
+    """`node[key]`, of `kind` (or `default` when absent or null, if there is one)."""
+    value = node.get(key) if isinstance(node, dict) else None
+    if value is None and default is not _REQUIRED:
+        return default
+    if type(value) is not kind:
+        raise CassetteError(f"{where}: {label or key}: expected {_KINDS[kind]}, got {_shown(value)}")
+    return value
+
+
+class _MediaFiles:
+    """The body files of one cassette: inside its folder, regular, within budget, each read once."""
+
+    def __init__(self, cassette: Path) -> None:
+        self._folder = cassette.parent.resolve()
+        self._read: dict[Path, bytes] = {}
+        self._left = MAX_MEDIA_TOTAL_BYTES
+
+    def body(self, where: str, label: str, text: Any, extra: dict[str, Any], side: str) -> bytes:
+        """A body: the file `x-boogu.<side>_body_file` names, else the text (or vcrpy's !!binary)."""
+        file = extra.get(f"{side}_body_file")
+        if file is not None:
+            return self._file(f"{where}: x-boogu.{side}_body_file", file)
+        if text is None or isinstance(text, bytes):
+            return text or b""
+        if not isinstance(text, str):
+            raise CassetteError(f"{where}: {label}: expected text, got {_shown(text)}")
+        return text.encode("utf-8", "surrogatepass")
+
+    def _file(self, where: str, file: Any) -> bytes:
         if not isinstance(file, str):
-            raise CassetteError(f"{where}: body file: expected a relative path")
-        target = (cassette.parent / file).resolve()
-        if cassette.parent.resolve() not in target.parents:
-            raise CassetteError(f"{where}: body file {file!r} is outside the cassette's folder")
-        try:
-            return target.read_bytes()
-        except OSError as exc:
-            raise CassetteError(f"{where}: body file {file!r}: {exc.strerror or exc}") from None
-    if text is None:
-        return b""
-    if isinstance(text, bytes):  # vcrpy writes !!binary for bodies it could not decode
-        return text
-    if not isinstance(text, str):
-        raise CassetteError(f"{where}: body: expected text, got {type(text).__name__}")
-    return text.encode("utf-8")
+            raise CassetteError(f"{where}: expected a relative path, got {_shown(file)}")
+        target = (self._folder / file).resolve()
+        if self._folder not in target.parents:
+            raise CassetteError(f"{where}: {file!r} is outside the cassette's folder")
+        if target not in self._read:
+            limit = min(MAX_MEDIA_BYTES, self._left)
+            self._read[target] = _read_regular(target, limit, f"{where}: {file!r}")
+            self._left -= len(self._read[target])
+        return self._read[target]
 
 
-def _headers_of(node: Any, where: str) -> list[tuple[str, str]]:
+def _read_regular(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; a FIFO or device is refused unread
+    (opened without blocking, so that a FIFO with no writer cannot hang the load)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise CassetteError(f"{what}: cannot be read: {exc.strerror or exc}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise CassetteError(f"{what}: not a regular file")
+        if info.st_size > limit:
+            raise CassetteError(f"{what}: {info.st_size} bytes, over the budget of {limit}")
+        data = handle.read(min(limit, info.st_size) + 1)  # read(n) allocates n bytes at once
+    if len(data) > limit:
+        raise CassetteError(f"{what}: grew past the budget of {limit} bytes while read")
+    return data
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+"""What HTTP/1.1 can carry in a header value: no CR, LF or other control character, latin-1 only."""
+
+
+def _headers_of(node: Any, where: str, *, wire: bool = False) -> list[tuple[str, str]]:
+    """Header pairs; `wire` ones (to be sent) must be valid HTTP, else uvicorn fails on the answer."""
     if not isinstance(node, dict):
         raise CassetteError(f"{where}: expected a mapping of names to lists of values")
     headers = []
     for name, values in node.items():
         for value in values if isinstance(values, list) else [values]:
-            if not isinstance(value, str | int):
-                raise CassetteError(f"{where}: {name}: expected text values")
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                raise CassetteError(f"{where}: {excerpt(str(name))}: expected text values")
+            if wire and not (_TOKEN.fullmatch(str(name)) and _FIELD_VALUE.fullmatch(str(value))):
+                raise CassetteError(
+                    f"{where}: {excerpt(str(name))}: not a valid HTTP header "
+                    f"(CR, LF or another control or non-latin-1 character): {_shown(value)}"
+                )
             headers.append((str(name), str(value)))
     return headers
+
+
+_KINDS = {dict: "a mapping", str: "text", int: "an integer"}
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+
+
+def _shown(value: Any) -> str:
+    """A value as an error shows it: long text and large structures cut."""
+    return _REPR.repr(value)
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The start of a long value, marked: what logs and answers show of what callers send."""
+    return text if len(text) <= limit else truncated(text[:limit], len(text))
 
 
 def _header_map(headers: Headers, secrets: Collection[str]) -> dict[str, list[str]]:
@@ -269,16 +474,9 @@ def _header_map(headers: Headers, secrets: Collection[str]) -> dict[str, list[st
     for name, value in headers:
         lowered = name.lower()
         mapped.setdefault(lowered, []).append(
-            REDACTED if is_secret(lowered) and value else _blank(value, secrets)
+            blank_secrets(redact_header(lowered, value), secrets) if value else value
         )
     return mapped
-
-
-def _blank(text: str, secrets: Collection[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def _reason(status: int) -> str:
@@ -286,12 +484,6 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return ""
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {dict: "a mapping", str: "text", int: "an integer"}
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 Defaults = Callable[[str, str], Mapping[str, Any]]
@@ -335,12 +527,27 @@ class Miss:
     difference: str
 
     def message(self, method: str, path: str) -> str:
+        """Paths cut to an excerpt: callers send them, and cassettes can hold long ones."""
+        asked = f"{excerpt(method)} {excerpt(path)}"
         if self.closest is None:
-            return f"No recorded exchange matches {method} {path}: the cassette is empty."
+            return f"No recorded exchange matches {asked}: the cassette is empty."
         return (
-            f"No recorded exchange matches {method} {path}; the closest recording is "
-            f"{self.closest.describe()}, which differs in {self.difference}."
+            f"No recorded exchange matches {asked}; the closest recording is "
+            f"{excerpt(self.closest.describe())}, which differs in {excerpt(self.difference)}."
         )
+
+
+NEAR_CANDIDATES = 32
+"""Recordings compared to an unmatched request, at most, so that a miss costs the same in any cassette."""
+NEAR_BODY_BYTES = 64 * 1024
+"""Recorded request bodies up to this size are compared field by field for a miss; larger ones whole."""
+
+
+def _near_keys(method: str, path: str) -> list[tuple[str, ...]]:
+    """The groups to look for the closest recording in, nearest first: the same method and path, the
+    same method and parent path (a status call on another request id), the method, the path, any."""
+    parent = path.partition("?")[0].rpartition("/")[0]
+    return [("=", method, path), ("/", method, parent), ("m", method), ("p", path), ()]
 
 
 class Matcher:
@@ -349,16 +556,23 @@ class Matcher:
     A request matches on method, path (so a status call on its request id), JSON body (key order,
     spacing and omitted defaults aside) and whether it carried a key. Several recordings of one
     request (the polls of a job, a submit repeated) answer in their recorded order; after the last,
-    the last answers again.
+    the last answers again. Both a match and a miss are lookups in indexes built here, never a scan
+    of the cassette: a miss compares the request with the first `NEAR_CANDIDATES` recordings of the
+    nearest group that has any (see `_near_keys`).
     """
 
     def __init__(self, recordings: Sequence[Recording], defaults: Defaults = no_defaults) -> None:
         self.recordings = list(recordings)
         self._defaults = defaults
         self._by_key: dict[tuple[str, str, bytes, bool], list[Recording]] = {}
+        self._near: dict[tuple[str, ...], list[Recording]] = {}
         for recording in self.recordings:
             key = self._key(recording.method, recording.path, recording.request_body, recording.has_key)
             self._by_key.setdefault(key, []).append(recording)
+            for near in _near_keys(recording.method, recording.path):
+                group = self._near.setdefault(near, [])
+                if len(group) < NEAR_CANDIDATES:
+                    group.append(recording)
         self._served: dict[tuple[str, str, bytes, bool], int] = {}
         self._lock = threading.Lock()
 
@@ -373,12 +587,17 @@ class Matcher:
         return candidates[min(served, len(candidates) - 1)]
 
     def _key(self, method: str, path: str, body: bytes, has_key: bool) -> tuple[str, str, bytes, bool]:
+        if not body:  # most requests (every poll): nothing to parse
+            return method, path, body, has_key
         return method, path, _canonical(request_document(body, self._defaults(method, path))), has_key
 
     def _closest(self, method: str, path: str, body: bytes, has_key: bool) -> Miss:
         """The recording with the fewest differences, a different method or path weighing most."""
+        group = next((self._near[near] for near in _near_keys(method, path) if near in self._near), [])
+        defaults = self._defaults(method, path)
+        asked = request_document(body, defaults)
         best: tuple[int, Recording, str] | None = None
-        for recording in self.recordings:
+        for recording in group:
             differences = []
             if recording.method != method:
                 differences.append(f"method (recorded {recording.method})")
@@ -388,10 +607,11 @@ class Matcher:
                 differences.append(
                     "the key header (recorded " + ("with" if recording.has_key else "without") + ")"
                 )
-            defaults = self._defaults(method, path)
-            differences += _body_differences(
-                request_document(recording.request_body, defaults), request_document(body, defaults)
-            )
+            if len(recording.request_body) <= NEAR_BODY_BYTES:
+                recorded = request_document(recording.request_body, defaults)
+                differences += _body_differences(recorded, asked)
+            elif recording.request_body != body:
+                differences.append("the body")
             score = (1000 if recording.method != method else 0) + (100 if recording.path != path else 0)
             score += len(differences)
             if best is None or score < best[0]:

@@ -9,10 +9,12 @@ from typing import Any
 
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
+from starlette.types import ASGIApp
 
-from boogu_contract import wire
+from boogu_contract import redact_url, wire
 
-from ..server import server_config
+from ..server import AdminAuth, add_admin_options, admin_refusal, server_config
 from ._cassette import CassetteError, CassetteWriter
 from ._proxy import ContractProxy
 from ._replay import ReplayApp
@@ -25,6 +27,7 @@ def add_commands(commands: Any) -> None:
     server.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
+    add_admin_options(server, "reads its logs")
     proxy = commands.add_parser(
         "proxy",
         parents=[server],
@@ -40,6 +43,11 @@ def add_commands(commands: Any) -> None:
         "--rewrite-media",
         action="store_true",
         help="point media URLs at the proxy, so that image downloads are validated and recorded too",
+    )
+    proxy.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="base of rewritten media URLs (default: the address each caller's connection reached)",
     )
     proxy.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the upstream")
     proxy.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024, help="largest body read")
@@ -57,16 +65,20 @@ def add_commands(commands: Any) -> None:
 
 def run_proxy(args: argparse.Namespace) -> int:
     console = _start(args)
+    if not _admin_allowed(args, console):
+        return 2
     recorder = CassetteWriter(args.record) if args.record else None
     app = ContractProxy(
         args.upstream,
         recorder=recorder,
         rewrite_media=args.rewrite_media,
+        public_url=args.public_url,
         timeout=args.timeout,
         max_body_bytes=args.max_body_bytes,
     )
     base_url = f"http://{args.host}:{args.port}"
-    console.print(f"[bold]Validating proxy[/bold] on [cyan]{base_url}[/cyan] → {args.upstream}")
+    upstream = escape(redact_url(args.upstream))
+    console.print(f"[bold]Validating proxy[/bold] on [cyan]{base_url}[/cyan] → {upstream}")
     console.print(
         f"  Violations: X-Contract-Violations header, {base_url}{wire.ADMIN_PREFIX}/violations, this log"
     )
@@ -77,6 +89,8 @@ def run_proxy(args: argparse.Namespace) -> int:
 
 def run_replay(args: argparse.Namespace) -> int:
     console = _start(args)
+    if not _admin_allowed(args, console):
+        return 2
     try:
         app = ReplayApp.from_file(args.cassette)
     except CassetteError as exc:
@@ -91,7 +105,19 @@ def _start(args: argparse.Namespace) -> Console:
     return Console(stderr=True)
 
 
+def _admin_allowed(args: argparse.Namespace, console: Console) -> bool:
+    """The mock's rule for its admin routes (`/__mock/violations`, `/__mock/unmatched`)."""
+    try:
+        refusal = admin_refusal(args.host, args.admin_token, args.insecure_admin)
+    except ValueError as exc:
+        refusal = str(exc)
+    if refusal is not None:
+        console.print(f"mock-gateway: {refusal}", style="red", markup=False)
+    return refusal is None
+
+
 def _serve(app: ContractProxy | ReplayApp, args: argparse.Namespace) -> int:
+    served: ASGIApp = AdminAuth(app, args.admin_token) if args.admin_token else app
     options = {"log_level": args.log_level, "server_header": False, "date_header": False}
-    uvicorn.Server(server_config(app, host=args.host, port=args.port, **options)).run()
+    uvicorn.Server(server_config(served, host=args.host, port=args.port, **options)).run()
     return 0

@@ -7,7 +7,14 @@ kept for `GET /__mock/violations` (`DELETE` empties it). Bodies are read whole, 
 `max_body_bytes` each way, because a body must be complete to be validated; the key is forwarded
 and never logged, kept or written.
 
-Notices (severity `notice`: an answer's field that its schema does not list) are no violation: they
+Whatever callers and upstreams send, the proxy's memory and the other callers' wait stay bounded:
+arrays are checked in their first `MAX_CHECKED_ITEMS` items and bodies up to `MAX_CHECKED_VALUES`
+values (a larger one gets a `not-checked` notice), large exchanges are checked on a worker
+thread (one at a time), at most `MAX_KEPT_PER_EXCHANGE` findings of an exchange are kept and logged,
+each cut to a short excerpt, and the log keeps the newest `ViolationLog.size` of them.
+
+Notices (severity `notice`: an answer's field that its schema does not list, or a body too large to
+check) are no violation: they
 are kept in the same list with their severity, but counted apart, in an `X-Contract-Notices` header
 sent only when there are some, and logged as `contract notice` (WARNING the first time a pointer of
 an operation's status shows one, INFO after that, so that a gateway adding a field to every answer
@@ -18,12 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
+import json
 import logging
 import mimetypes
+import re
 import threading
 from collections import deque
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,12 +42,24 @@ import aiohttp
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from boogu_contract import Conformance, ContractViolation, is_secret, iso_time
+from boogu_contract import Conformance, ContractViolation, is_secret, iso_time, redact_url
+from boogu_contract._conformance import Side
+from boogu_contract._redact import secret_values
 from boogu_contract.wire import ADMIN_PREFIX
 
 from ..model import Clock, SystemClock
-from ._asgi import HOP_BY_HOP, Answer, TooLarge, error_answer, lifespan, read_body, send_answer
-from ._cassette import CassetteWriter, Exchange
+from ..model._journal import clip_body
+from ._asgi import (
+    Answer,
+    TooLarge,
+    end_to_end,
+    error_answer,
+    has_dot_segments,
+    lifespan,
+    read_body,
+    send_answer,
+)
+from ._cassette import EXCERPT_CHARS, CassetteWriter, Exchange, excerpt
 
 logger = logging.getLogger("mock_gateway.proxy")
 VIOLATIONS_HEADER = "x-contract-violations"
@@ -47,21 +70,40 @@ MAX_MEDIA = 100_000
 """Rewritten media URLs remembered (the oldest forgotten first)."""
 MAX_NOTICED = 10_000
 """Notices whose first sighting is remembered, for the log level (forgotten all at once when full)."""
+MAX_CHECKED_ITEMS = 1_000
+"""Items of an array that are checked: jsonschema's errors for a 200,000-item array take seconds and
+hundreds of MB. The answer is still forwarded (and recorded) whole."""
+MAX_CHECKED_VALUES = 20_000
+"""Values (after cutting arrays) of a body that is checked; a larger one gets a `not-checked` notice,
+as the errors of a wide or nested one cost seconds and hundreds of MB all the same."""
+_UNCHECKED = object()
+MAX_KEPT_PER_EXCHANGE = 20
+"""Findings of one exchange kept and logged; the headers still count them all."""
+INLINE_CHECK_BYTES = 64 * 1024
+"""Exchanges with more body bytes than this are checked on the worker thread, off the event loop."""
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+"""A JSON string token, escapes included (unrolled, so that long strings cost one scan)."""
 
 
 class ViolationLog:
     """The violations and notices seen so far, newest last, bounded; for `/__mock/violations` and
-    `boogu verify`. Each entry has a `severity`: `error` (a violation) or `notice`."""
+    `boogu verify`. Each entry has a `severity`: `error` (a violation) or `notice`.
+
+    At most `size` entries, each cut to a short excerpt by `add` (as the mock's journal cuts its
+    entries), so the whole log stays within a few MB whatever callers and upstreams send."""
 
     def __init__(self, size: int = 10_000) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=size)
         self._lock = threading.Lock()
         self.total = 0
 
-    def add(self, entry: dict[str, Any]) -> None:
+    def add(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Keep `entry`, cut; returns it as kept."""
+        entry = {key: _excerpt(key, value) for key, value in entry.items()}
         with self._lock:
             self._entries.append(entry)
             self.total += 1
+        return entry
 
     def entries(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -86,6 +128,7 @@ class ContractProxy:
         conformance: Conformance | None = None,
         recorder: CassetteWriter | None = None,
         rewrite_media: bool = False,
+        public_url: str | None = None,
         timeout: float = 60.0,
         max_body_bytes: int = 32 * 1024 * 1024,
         clock: Clock | None = None,
@@ -94,11 +137,15 @@ class ContractProxy:
         self.conformance = conformance or Conformance()
         self.recorder = recorder
         self.rewrite_media = rewrite_media
+        self.public_url = public_url.rstrip("/") if public_url else None
+        """Base of rewritten media URLs; without it, the address the caller's connection reached."""
         self.timeout = timeout
         self.max_body_bytes = max_body_bytes
         self.clock = clock or SystemClock()
         self.violations = ViolationLog()
+        self._upstream_secrets = secret_values((), self.upstream)
         self._session: aiohttp.ClientSession | None = None
+        self._checker: ThreadPoolExecutor | None = None
         self._media: dict[str, str] = {}
         """Rewritten media: token → the upstream's URL. Only these URLs can be fetched through the proxy."""
         self._noticed: set[tuple[str, int, str]] = set()
@@ -116,10 +163,20 @@ class ContractProxy:
             )
         return self._session
 
+    @property
+    def checker(self) -> ThreadPoolExecutor:
+        """The one worker thread for large exchanges: they queue there, so their memory does not add up."""
+        if self._checker is None:
+            self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="contract-check")
+        return self._checker
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._checker is not None:
+            self._checker.shutdown(wait=False, cancel_futures=True)
+            self._checker = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -129,6 +186,10 @@ class ContractProxy:
             return
         path: str = scope["path"]
         method: str = scope["method"]
+        if has_dot_segments(path):
+            message = "The proxy forwards no path with `.` or `..` segments: ask for the path they name."
+            await send_answer(send, error_answer(400, "Bad Request", message))
+            return
         if path == f"{ADMIN_PREFIX}/violations" and method in ("GET", "DELETE"):
             if method == "DELETE":
                 self.violations.clear()
@@ -152,15 +213,15 @@ class ContractProxy:
         if path.startswith(MEDIA_PREFIX) and method == "GET":
             answer = await self._media_download(path, target, headers)
         else:
-            answer = await self._forward(method, target, path, headers, body, _base_url(scope, headers))
+            answer = await self._forward(method, target, path, headers, body, self._base_url(scope))
         await send_answer(send, answer)
 
     async def _forward(
         self, method: str, target: str, path: str, headers: list[tuple[str, str]], body: bytes, base: str
     ) -> Answer:
-        secrets = [value for name, value in headers if is_secret(name) and value]
+        secrets = [*self._upstream_secrets, *secret_values(headers, target)]
         url = self.upstream + target
-        forwarded = [(name, value) for name, value in headers if name.lower() not in HOP_BY_HOP]
+        forwarded = end_to_end(headers)
         answer = await self._exchange(method, url, forwarded, body)
         if answer.own or path.startswith(f"{ADMIN_PREFIX}/"):
             return answer
@@ -169,26 +230,13 @@ class ContractProxy:
         request_id = None
         response_body = answer.body
         if routed is not None:
-            operation_id, params = routed
-            request_json, request_ok = _json(body)
-            found += self.conformance.check_request(
-                operation_id, dict(headers), request_json, parsed=request_ok
-            )
-            response_json, response_ok = _json(answer.body)
-            found += self.conformance.check_response(
-                operation_id,
-                answer.status,
-                dict(answer.headers),
-                response_json,
-                path_params=params,
-                submit_path=path,
-                secrets=secrets,
-                parsed=response_ok,
-            )
-            request_id = params.get("request_id") or _request_id(response_json)
-            found = [_with_id(v, request_id) for v in found]
-            if self.rewrite_media and answer.status == 200 and isinstance(response_json, dict):
-                response_body = self._rewrite(answer.body, response_json, base)
+            check = functools.partial(self._check, *routed, path, headers, body, answer, secrets, base)
+            if len(body) + len(answer.body) > INLINE_CHECK_BYTES:
+                found, request_id, response_body = await asyncio.get_running_loop().run_in_executor(
+                    self.checker, check
+                )
+            else:
+                found, request_id, response_body = check()
             self._report(method, path, answer.status, found)
         errors = [violation for violation in found if not violation.is_notice]
         added = [(VIOLATIONS_HEADER, _summary(errors))]
@@ -199,8 +247,8 @@ class ContractProxy:
             self.recorder.record(
                 Exchange(
                     method=method,
-                    uri=url,
-                    path=target,
+                    uri=redact_url(url),
+                    path=redact_url(target),
                     request_headers=forwarded,
                     request_body=body,
                     status=final.status,
@@ -208,11 +256,52 @@ class ContractProxy:
                     response_body=final.body,
                     operation=routed[0] if routed else None,
                     request_id=request_id,
-                    violations=[v.summary() for v in errors],
+                    violations=[excerpt(v.summary()) for v in errors[:MAX_KEPT_PER_EXCHANGE]],
                     secrets=secrets,
                 )
             )
         return final
+
+    def _check(
+        self,
+        operation_id: str,
+        params: dict[str, str],
+        path: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        answer: Answer,
+        secrets: list[str],
+        base: str,
+    ) -> tuple[list[ContractViolation], str | None, bytes]:
+        """Both sides' findings, the request id and the body to send on (its media URLs rewritten).
+
+        A body over the budget (`_json`) is not checked: one `not-checked` notice says so instead."""
+        request_json, request_ok = _json(body)
+        if request_json is _UNCHECKED:
+            found = [_unchecked(operation_id, "request")]
+        else:
+            found = self.conformance.check_request(
+                operation_id, dict(headers), request_json, parsed=request_ok
+            )
+        response_json, response_ok = _json(answer.body)
+        if response_json is _UNCHECKED:
+            found.append(_unchecked(operation_id, "response"))
+        else:
+            found += self.conformance.check_response(
+                operation_id,
+                answer.status,
+                dict(answer.headers),
+                response_json,
+                path_params=params,
+                submit_path=path,
+                secrets=secrets,
+                parsed=response_ok,
+            )
+        request_id = params.get("request_id") or _request_id(response_json)
+        response_body = answer.body
+        if self.rewrite_media and answer.status == 200 and isinstance(response_json, dict):
+            response_body = self._rewrite(answer.body, response_json, base)
+        return [_with_id(v, request_id) for v in found], request_id, response_body
 
     async def _exchange(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Answer:
         """One call upstream; its failures become the proxy's own 502/504 answers."""
@@ -244,21 +333,26 @@ class ContractProxy:
             return error_answer(
                 502, "Bad Gateway", f"The upstream could not be reached: {type(exc).__name__}."
             )
-        kept = [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in raw
-            if name.decode("latin-1").lower() not in HOP_BY_HOP
-        ]
+        kept = end_to_end([(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw])
         return Answer(status, kept, bytes(content))
 
     def _report(self, method: str, path: str, status: int, found: list[ContractViolation]) -> None:
         at = iso_time(self.clock.now())
-        for violation in found:
+        if len(found) > MAX_KEPT_PER_EXCHANGE:
+            logger.warning(
+                "contract findings: %s %s → %s: %d, the first %d kept",
+                method,
+                excerpt(path),
+                status,
+                len(found),
+                MAX_KEPT_PER_EXCHANGE,
+            )
+        for violation in found[:MAX_KEPT_PER_EXCHANGE]:
             entry = {"at": at, "method": method, "path": path, "status": status, **violation.to_dict()}
-            self.violations.add(entry)
+            kept = self.violations.add(entry)
             level = logging.WARNING
             if violation.is_notice:
-                seen = (violation.operation, status, violation.pointer)
+                seen = (violation.operation, status, kept["pointer"])
                 if len(self._noticed) >= MAX_NOTICED:
                     self._noticed.clear()
                 level = logging.INFO if seen in self._noticed else logging.WARNING
@@ -267,21 +361,20 @@ class ContractProxy:
                 level,
                 "contract %s: %s %s %s → %s %s %s: %s (spec: %s; got %s)",
                 "notice" if violation.is_notice else "violation",
-                violation.operation,
-                violation.request_id or "-",
-                violation.side,
-                status,
-                violation.pointer or "/",
-                violation.rule,
-                violation.message,
-                violation.expected,
-                _brief(violation.value),
+                *(kept[key] or "-" for key in ("operation", "request_id", "side", "status")),
+                kept["pointer"] or "/",
+                kept["rule"],
+                kept["message"],
+                kept["expected"],
+                json.dumps(kept["value"], ensure_ascii=False, default=str),
             )
 
     def _rewrite(self, raw: bytes, body: dict[str, Any], base: str) -> bytes:
-        """Point the answer's http(s) media URLs at the proxy, changing only those strings' bytes."""
+        """Point the answer's http(s) media URLs at the proxy, changing only those strings' bytes
+        (in one pass over the body, however many there are)."""
         output = body.get("output")
         urls = output.get("media_url") if isinstance(output, dict) else None
+        replaced: dict[bytes, bytes] = {}
         for url in urls if isinstance(urls, list) else []:
             if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
                 continue
@@ -290,23 +383,32 @@ class ContractProxy:
             self._media[token] = url
             if len(self._media) > MAX_MEDIA:
                 del self._media[next(iter(self._media))]
-            raw = raw.replace(orjson.dumps(url), orjson.dumps(f"{base}{MEDIA_PREFIX}{token}"))
-        return raw
+            replaced[orjson.dumps(url)] = orjson.dumps(f"{base}{MEDIA_PREFIX}{token}")
+        if not replaced:
+            return raw
+        return _JSON_STRING.sub(lambda found: replaced.get(found[0], found[0]), raw)
+
+    def _base_url(self, scope: Scope) -> str:
+        """The proxy's own URL for rewritten media URLs: `public_url`, else the address that the
+        connection reached (never the caller's `Host`, which anyone can set)."""
+        if self.public_url:
+            return self.public_url
+        host, port = scope.get("server") or ("127.0.0.1", 80)
+        return f"{scope.get('scheme', 'http')}://{f'[{host}]' if ':' in host else host}:{port}"
 
     async def _media_download(self, path: str, target: str, headers: list[tuple[str, str]]) -> Answer:
         url = self._media.get(path.removeprefix(MEDIA_PREFIX))
         if url is None:
             return error_answer(404, "Not Found", f"No media URL of an answer seen by this proxy is {path}.")
-        kept = [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and not is_secret(n)]
-        answer = await self._exchange("GET", url, kept, b"")
+        asked = end_to_end(headers)
+        answer = await self._exchange("GET", url, [(n, v) for n, v in asked if not is_secret(n)], b"")
         if self.recorder is not None and not answer.own:
-            secrets = [value for name, value in headers if is_secret(name) and value]
-            asked = [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP]
+            secrets = secret_values(headers, target)
             self.recorder.record(
                 Exchange(
                     "GET",
-                    url,
-                    target,
+                    redact_url(url),
+                    redact_url(target),
                     asked,
                     b"",
                     answer.status,
@@ -318,22 +420,49 @@ class ContractProxy:
         return answer
 
 
-def _base_url(scope: Scope, headers: list[tuple[str, str]]) -> str:
-    """The proxy's own URL as the client reached it (for rewritten media URLs)."""
-    host = next((value for name, value in headers if name.lower() == "host"), None)
-    if not host:
-        server_host, port = scope.get("server") or ("127.0.0.1", 80)
-        host = f"{server_host}:{port}"
-    return f"{scope.get('scheme', 'http')}://{host}"
-
-
 def _json(body: bytes) -> tuple[Any, bool]:
+    """The body as checked: parsed, each array cut to `MAX_CHECKED_ITEMS`, or `_UNCHECKED` when it
+    still holds more than `MAX_CHECKED_VALUES` values; else the start of its text and False."""
     if not body:
         return None, False
     try:
-        return orjson.loads(body), True
+        document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return body.decode("utf-8", "replace"), False
+        return body[: 4 * EXCERPT_CHARS].decode("utf-8", "replace"), False
+    return (document if _within_budget(document) else _UNCHECKED), True
+
+
+def _within_budget(document: Any) -> bool:
+    """Cut each array of `document` (freshly parsed, so in place) to `MAX_CHECKED_ITEMS`, and say
+    whether it then holds at most `MAX_CHECKED_VALUES` values. A loop, not recursion: orjson parses
+    deeper than Python recurses."""
+    waiting, left = [document], MAX_CHECKED_VALUES
+    while waiting:
+        value = waiting.pop()
+        if isinstance(value, list):
+            del value[MAX_CHECKED_ITEMS:]
+            waiting += value
+        elif isinstance(value, dict):
+            waiting += value.values()
+        left -= 1
+        if left < 0:
+            return False
+    return True
+
+
+def _unchecked(operation_id: str, side: Side) -> ContractViolation:
+    message = f"more than {MAX_CHECKED_VALUES:,} JSON values, after cutting arrays to {MAX_CHECKED_ITEMS:,}"
+    return ContractViolation(
+        operation_id,
+        None,
+        side,
+        "/body",
+        "not-checked",
+        message,
+        "a body the proxy can check",
+        None,
+        "notice",
+    )
 
 
 def _request_id(body: Any) -> str | None:
@@ -357,6 +486,9 @@ def _summary(found: Collection[ContractViolation]) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
-def _brief(value: Any) -> str:
-    text = orjson.dumps(value, default=str).decode()
-    return text if len(text) <= 120 else text[:117] + "..."
+def _excerpt(key: str, value: Any) -> Any:
+    """An entry's field as kept: text cut (`EXCERPT_CHARS`), the offending value cut as the mock's
+    journal cuts bodies."""
+    if key == "value":
+        return clip_body(value, EXCERPT_CHARS)
+    return excerpt(value) if isinstance(value, str) else value

@@ -2,12 +2,14 @@
 
 Each request is answered by the recording that `cassette.Matcher` picks, byte for byte; a request
 that no recording matches gets a 404 `Not Recorded` error naming the closest recording, is logged,
-and is listed by `GET /__mock/unmatched`.
+and is listed by `GET /__mock/unmatched`: the latest `MAX_UNMATCHED`, each cut to an excerpt, so that
+no caller can grow the list past a few megabytes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,14 @@ from boogu_contract import Contract
 from boogu_contract.wire import ADMIN_PREFIX, KEY_HEADER
 
 from ._asgi import HOP_BY_HOP, Answer, TooLarge, error_answer, lifespan, read_body, send_answer
-from ._cassette import Matcher, Miss, Recording, load
+from ._cassette import Matcher, Miss, Recording, excerpt, load
 
 logger = logging.getLogger("mock_gateway.replay")
 _KEY = KEY_HEADER.lower().encode()
 NOT_REPLAYED = HOP_BY_HOP | {"date", "server"}
 """Headers the serving HTTP server writes itself."""
+MAX_UNMATCHED = 1000
+"""Unmatched requests listed by `/__mock/unmatched`, the latest kept."""
 
 
 class ReplayApp:
@@ -39,7 +43,12 @@ class ReplayApp:
     ) -> None:
         self.matcher = Matcher(recordings, (contract or Contract()).body_defaults)
         self.max_body_bytes = max_body_bytes
-        self.unmatched: list[dict[str, Any]] = []
+        self._unmatched: deque[dict[str, Any]] = deque(maxlen=MAX_UNMATCHED)
+
+    @property
+    def unmatched(self) -> list[dict[str, Any]]:
+        """The latest unmatched requests, oldest first."""
+        return list(self._unmatched)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ReplayApp:
@@ -73,7 +82,7 @@ class ReplayApp:
         if isinstance(found, Miss):
             message = found.message(method, target)
             logger.warning("%s", message)
-            self.unmatched.append({"method": method, "path": target, "message": message})
+            self._unmatched.append({"method": excerpt(method), "path": excerpt(target), "message": message})
             return error_answer(404, "Not Recorded", message)
         headers = [
             (name, value) for name, value in found.response_headers if name.lower() not in NOT_REPLAYED

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,7 +24,7 @@ from boogu_contract import Contract, iso_time, wire
 from . import _media as media
 from ._budget import InputBudget, stored_inputs
 from ._clock import Clock, OffsetClock, sleep_until
-from ._config import DEFAULT_API_KEY, MockConfig, money
+from ._config import DEFAULT_API_KEY, LostAnswerMode, MockConfig, money
 from ._jobs import Job, JobStore, Outcome, media_filename, uuid7
 from ._journal import Journal
 from ._ratelimit import RateLimiter, retry_after_seconds
@@ -45,6 +45,10 @@ FAILED_MESSAGES: dict[str, str] = {
 ERROR_MESSAGE = "Internal model error: the worker stopped unexpectedly. You were not charged."
 
 Fault = Literal["server_error", "drop"]
+LOST_ANSWERS: dict[LostAnswerMode, Fault] = {"drop": "drop", "500": "server_error"}
+"""`lost_answer_mode` → the fault that loses an accepted submit's answer."""
+LOST_ANSWER_TOKENS: dict[str, Fault] = {f"lost-answer-{mode}": fault for mode, fault in LOST_ANSWERS.items()}
+"""`X-Mock-Outcome: lost-answer-drop` / `lost-answer-500`: this submit's answer is lost, whatever the rate."""
 
 
 class GatewayError(Exception):
@@ -72,11 +76,19 @@ def internal_error() -> GatewayError:
 
 
 class DroppedConnection(httpx.RemoteProtocolError):
-    """A simulated dropped connection (`drop_rate`): in-process clients see this transport error as-is,
-    and a served gateway turns it into a response cut short, which a socket client sees as one."""
+    """A simulated dropped connection (`drop_rate`, a lost answer): in-process clients see this
+    transport error as-is, and a served gateway turns it into a response cut short, which a socket
+    client sees as one."""
 
-    def __init__(self) -> None:
-        super().__init__("the mock gateway dropped the connection (drop_rate)")
+    def __init__(self, reason: str = "drop_rate") -> None:
+        super().__init__(f"the mock gateway dropped the connection ({reason})")
+
+
+def fail(fault: Fault, reason: str) -> NoReturn:
+    """Play out a drawn fault: the documented 500, or a dropped connection."""
+    if fault == "server_error":
+        raise internal_error()
+    raise DroppedConnection(reason)
 
 
 MAX_KEY_LENGTH = 256
@@ -129,21 +141,21 @@ class Admission:
         """In the gateway's order: the latency, then the fault, then the refusal of the model."""
         if self.delay:
             await asyncio.sleep(self.delay)
-        if self.fault == "server_error":
-            raise internal_error()
-        if self.fault == "drop":
-            raise DroppedConnection()
+        if self.fault is not None:
+            fail(self.fault, "drop_rate")
         if self.refusal is not None:
             raise self.refusal
 
 
 @dataclass(frozen=True)
 class Submission:
-    """What an accepted submit answers: 202 with the queued body, or 200 with the finished job."""
+    """What an accepted submit answers: 202 with the queued body, or 200 with the finished job;
+    unless `lost` says how that answer is lost (`lost_answer_rate`)."""
 
     status_code: int
     body: dict[str, Any]
     job: Job = field(repr=False)
+    lost: Fault | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,7 @@ class SyncWait:
 
     job: Job = field(repr=False)
     until: float
+    lost: Fault | None = None
 
 
 class GatewayBackend:
@@ -360,7 +373,7 @@ class GatewayBackend:
         params = self.contract.with_defaults(operation_id, body)
         if webhook_url is not None:
             self._check_webhook(operation_id, webhook_url)
-        forced = self._parse_outcome(outcome)
+        forced, forced_loss = self._parse_outcome(outcome)
         loaded = self._load_source(params["image_url"]) if "image_url" in params else None
         source = loaded if isinstance(loaded, bytes) else None
         params, input_size = stored_inputs(params, source, body_size)
@@ -374,6 +387,7 @@ class GatewayBackend:
                 if isinstance(loaded, str)
                 else self._decide_outcome(params, forced)
             )
+            lost = forced_loss or self._draw_lost_answer()
         cost = self.config.price_per_image * int(params["num_images"])
         try:
             self.wallet.hold(record.key, cost, request_id)
@@ -406,7 +420,7 @@ class GatewayBackend:
         self.inputs.add(request_id, input_size)
         self._drop_over_budget()
         if params["sync_mode"]:
-            return SyncWait(job, job.finished_at)
+            return SyncWait(job, job.finished_at, lost)
         return Submission(
             202,
             {
@@ -415,6 +429,7 @@ class GatewayBackend:
                 "polling_url": base_url + wire.status_path(request_id),
             },
             job,
+            lost,
         )
 
     def finish_sync(self, job: Job) -> Submission:
@@ -490,7 +505,10 @@ class GatewayBackend:
             self.jobs.discard(request_id)
 
     async def finish(self, waiting: Submission | SyncWait) -> Submission:
-        """A submit's answer: a sync-mode job's once the clock reaches its end, rendered off the loop."""
+        """A submit's answer: a sync-mode job's once the clock reaches its end, rendered off the loop.
+        A lost answer is lost at once, as a proxy that gives up would lose it; the job runs on."""
+        if waiting.lost is not None:
+            fail(waiting.lost, "lost answer")
         if isinstance(waiting, Submission):
             return waiting
         await sleep_until(self.clock, waiting.until)
@@ -525,13 +543,31 @@ class GatewayBackend:
             raise validation_error(str(violation))
 
     @staticmethod
-    def _parse_outcome(value: str | None) -> Outcome | None:
+    def _parse_outcome(value: str | None) -> tuple[Outcome | None, Fault | None]:
+        """`X-Mock-Outcome`: a job outcome, a way to lose the answer, or both, comma-separated."""
         if value is None:
-            return None
-        outcome = OUTCOMES.get(value.strip().lower())
-        if outcome is None:
-            raise validation_error(f"{OUTCOME_HEADER}: must be one of {', '.join(OUTCOMES)}, got {value!r}")
-        return outcome
+            return None, None
+        outcome: Outcome | None = None
+        lost: Fault | None = None
+        for token in (part.strip().lower() for part in value.split(",")):
+            if token in OUTCOMES and outcome is None:
+                outcome = OUTCOMES[token]
+            elif token in LOST_ANSWER_TOKENS and lost is None:
+                lost = LOST_ANSWER_TOKENS[token]
+            else:
+                raise validation_error(
+                    f"{OUTCOME_HEADER}: expected one of {', '.join(OUTCOMES)} and/or one of "
+                    f"{', '.join(LOST_ANSWER_TOKENS)}, comma-separated, got {value!r}"
+                )
+        return outcome, lost
+
+    def _draw_lost_answer(self) -> Fault | None:
+        """Whether an accepted submit's answer is lost (`lost_answer_rate`); drawn only when the rate
+        is set, so seeded runs without it keep their draws. Called under the lock."""
+        config = self.config
+        if config.lost_answer_rate and self.rng.random() < config.lost_answer_rate:
+            return LOST_ANSWERS[config.lost_answer_mode]
+        return None
 
     def _decide_outcome(self, params: dict[str, Any], forced: Outcome | None) -> tuple[Outcome, str | None]:
         if forced is not None:

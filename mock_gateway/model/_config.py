@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import orjson
@@ -12,6 +12,8 @@ import orjson
 from ._ratelimit import RateLimit
 
 DEFAULT_API_KEY = "test-key"
+LostAnswerMode = Literal["drop", "500"]
+LOST_ANSWER_MODES: tuple[LostAnswerMode, ...] = get_args(LostAnswerMode)
 
 
 MAX_AMOUNT = Decimal(10) ** 12
@@ -70,6 +72,11 @@ class MockConfig:
     """Share of API calls answered 500 before they do anything."""
     drop_rate: float = 0.0
     """Share of API calls whose connection is dropped before they do anything."""
+    lost_answer_rate: float = 0.0
+    """Share of accepted submits whose answer is lost: the job is created, charged and runs, but the
+    caller never learns its id, the gateway's most expensive failure (drawn after the door's faults)."""
+    lost_answer_mode: LostAnswerMode = "drop"
+    """How `lost_answer_rate` loses the answer: `drop` the connection, or answer `500`."""
     latency_rate: float = 0.0
     """Share of API calls delayed by `latency_seconds` (real time, not the mock clock)."""
     latency_seconds: float = 1.0
@@ -93,7 +100,15 @@ class MockConfig:
     one): a gateway that grew a field, for testing that a client reads answers it does not know."""
 
     def __post_init__(self) -> None:
-        rates = ("failed_rate", "error_rate", "fault_rate", "drop_rate", "latency_rate", "duration_jitter")
+        rates = (
+            "failed_rate",
+            "error_rate",
+            "fault_rate",
+            "drop_rate",
+            "lost_answer_rate",
+            "latency_rate",
+            "duration_jitter",
+        )
         for name in rates:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -102,6 +117,9 @@ class MockConfig:
             raise ConfigError("failed_rate + error_rate: must not exceed 1")
         if self.fault_rate + self.drop_rate > 1.0:
             raise ConfigError("fault_rate + drop_rate: must not exceed 1")
+        if self.lost_answer_mode not in LOST_ANSWER_MODES:
+            shown = " or ".join(f'"{mode}"' for mode in LOST_ANSWER_MODES)
+            raise ConfigError(f"lost_answer_mode: expected {shown}, got {self.lost_answer_mode!r}")
         for name, (low, high) in BOUNDS.items():
             # `low <= value <= high` also refuses NaN, which every comparison lets through.
             if not low <= getattr(self, name) <= high:
@@ -244,6 +262,8 @@ def _convert(name: str, value: Any) -> Any:
             return value
         if name == "capacity" and value is None:
             return None
+        if name == "lost_answer_mode":
+            return value  # a string checked with the whole config, as the dataclass is
         if name in INTEGERS or name == "capacity":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name}: expected an integer")

@@ -5,9 +5,18 @@ Above `mock_gateway.model`, which it translates HTTP into; nothing below imports
 
 from __future__ import annotations
 
-from ._admin_auth import AdminAuth, check_token
+from ._admin_auth import AdminAuth, add_admin_options, admin_refusal, check_token
 from ._app import create_app
 from ._json import MAX_JSON_DEPTH, strict_json
 from ._limits import server_config
 
-__all__ = ["MAX_JSON_DEPTH", "AdminAuth", "check_token", "create_app", "server_config", "strict_json"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "AdminAuth",
+    "add_admin_options",
+    "admin_refusal",
+    "check_token",
+    "create_app",
+    "server_config",
+    "strict_json",
+]

@@ -7,12 +7,16 @@ the middleware is not installed at all: in-process tests and the pytest plugin n
 
 from __future__ import annotations
 
+import argparse
 import hmac
+import os
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from boogu_contract.wire import ADMIN_PREFIX
+from boogu_contract.wire import ADMIN_PREFIX, ADMIN_TOKEN_ENV
+
+from ..model import is_loopback
 
 OPEN_PATHS = frozenset({f"{ADMIN_PREFIX}/health"})
 
@@ -22,6 +26,33 @@ def check_token(token: str) -> str:
     if not 8 <= len(token) <= 256 or not token.isascii() or not token.isprintable() or " " in token:
         raise ValueError("the admin token must be 8 to 256 printable ASCII characters without spaces")
     return token
+
+
+def add_admin_options(parser: argparse.ArgumentParser, exposure: str) -> None:
+    """`--admin-token` and `--insecure-admin`, the same for every server we ship."""
+    parser.add_argument(
+        "--admin-token",
+        default=os.environ.get(ADMIN_TOKEN_ENV),
+        help=f"require 'Authorization: Bearer TOKEN' on {ADMIN_PREFIX}/* but health (or {ADMIN_TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--insecure-admin",
+        action="store_true",
+        help=f"allow a non-loopback --host without --admin-token: anyone who reaches it {exposure}",
+    )
+
+
+def admin_refusal(host: str, token: str | None, insecure: bool) -> str | None:
+    """Why the admin routes may not be served as asked, or None: beyond loopback they need a token
+    (or an explicit `--insecure-admin`). A malformed token raises ValueError."""
+    if token is not None:
+        check_token(token)
+    if is_loopback(host) or token is not None or insecure:
+        return None
+    return (
+        f"refusing to serve the admin routes on {host}, beyond this machine, without a token: "
+        f"give --admin-token TOKEN (or {ADMIN_TOKEN_ENV}), or --insecure-admin"
+    )
 
 
 class AdminAuth:

@@ -60,6 +60,8 @@ class Call:
     body: Any = None
     body_size: int = 0
     answer: Any = None
+    created: str | None = None
+    """The request_id of the job a submit created, journaled even when its answer is lost."""
     _headers: dict[str, str] | None = None
 
     @property
@@ -80,9 +82,7 @@ class Call:
     def journal(self, response: Response | None) -> None:
         """Record the call; status 0 and no response mean the connection was dropped."""
         request = self.request
-        request_id = request.path_params.get("request_id")
-        if request_id is None and isinstance(self.answer, dict):
-            request_id = self.answer.get("request_id")
+        request_id = request.path_params.get("request_id", self.created)
         self.backend.journal.record(
             at=self.backend.clock.now(),
             method=request.method,
@@ -192,6 +192,7 @@ async def submit(call: Call) -> Response:
         own_address=request.scope.get("server") if webhook_url and request.app.state.served else None,
         body_size=call.body_size,
     )
+    call.created = accepted.job.request_id
     answer = await backend.finish(accepted)  # sync mode: held open until the job is done, as the gateway does
     return call.respond(answer.body, answer.status_code)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -13,8 +12,8 @@ from rich.console import Console
 
 from boogu_contract import wire
 
-from ..model import DEFAULT_API_KEY, MockConfig, check_key, is_loopback
-from ._admin_auth import check_token
+from ..model import DEFAULT_API_KEY, MockConfig, check_key
+from ._admin_auth import add_admin_options, admin_refusal
 from ._app import create_app
 from ._limits import server_config
 
@@ -71,6 +70,17 @@ SETTINGS = (
     Setting("error_rate", float, "share of jobs that end ERROR"),
     Setting("fault_rate", float, "share of API calls answered 500"),
     Setting("drop_rate", float, "share of API calls whose connection is dropped"),
+    Setting(
+        "lost_answer_rate",
+        float,
+        "share of accepted submits (job created and charged) whose answer is lost (default: 0)",
+    ),
+    Setting(
+        "lost_answer_mode",
+        str,
+        "how --lost-answer-rate loses it: drop the connection or answer 500 (default: drop)",
+        metavar="{drop,500}",
+    ),
     Setting("latency_rate", float, "share of API calls delayed by --latency-seconds"),
     Setting("latency_seconds", float, "the delay of --latency-rate"),
     Setting("job_ttl", float, "seconds a finished job stays queryable"),
@@ -83,17 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--api-key", default=DEFAULT_API_KEY, help="the development key (default: %(default)s)")
     p.add_argument("--show-api-key", action="store_true", help="print a --api-key other than the default")
-    p.add_argument(
-        "--admin-token",
-        default=os.environ.get(wire.ADMIN_TOKEN_ENV),
-        help=f"require 'Authorization: Bearer TOKEN' on {wire.ADMIN_PREFIX}/* but health "
-        f"(or {wire.ADMIN_TOKEN_ENV})",
-    )
-    p.add_argument(
-        "--insecure-admin",
-        action="store_true",
-        help="allow a non-loopback --host without --admin-token: anyone who reaches it may reset it",
-    )
+    add_admin_options(p, "may reset it")
     p.add_argument("--max-connections", type=int, help="open connections at once (default: from ulimit -n)")
     for setting in SETTINGS:
         p.add_argument(
@@ -132,19 +132,14 @@ def serve(args: argparse.Namespace) -> int:
     try:
         config = config_from(args)
         check_key(args.api_key)
-        if args.admin_token is not None:
-            check_token(args.admin_token)
+        refusal = admin_refusal(args.host, args.admin_token, args.insecure_admin)
         if args.max_connections is not None and args.max_connections < 1:
             raise ValueError("--max-connections: must be at least 1")
     except ValueError as exc:  # ConfigError too
         console.print(f"[red]mock-gateway: {exc}[/red]")
         return 2
-    if not is_loopback(args.host) and args.admin_token is None and not args.insecure_admin:
-        console.print(
-            f"[red]mock-gateway: refusing to serve the admin API on {args.host}, beyond this machine, "
-            f"without a token: give --admin-token TOKEN (or {wire.ADMIN_TOKEN_ENV}), "
-            "or --insecure-admin[/red]"
-        )
+    if refusal is not None:
+        console.print(f"mock-gateway: {refusal}", style="red", markup=False)
         return 2
     app = create_app(config, api_key=args.api_key, served=True, admin_token=args.admin_token)
     base_url = f"http://{args.host}:{args.port}"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -43,7 +44,8 @@ def gateway_popen(
     **popen: Any,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`gateway_process` that also yields the process (for signals, memory), `popen` passed to Popen
-    (`stdout` and `stderr` too, else no output and a pipe read for the error when it does not start).
+    (`stdout` and `stderr` too, else no output, and stderr kept in a temporary file for the error when
+    it does not start: a pipe that nobody reads would stall a server that logs 64 KiB).
 
     For benchmarks, which start other servers the same way: `program` runs in place of
     `python -m mock_gateway` (given the same `--host` and `--port`), and `ready(base_url)` says when
@@ -53,30 +55,38 @@ def gateway_popen(
         port = sock.getsockname()[1]
     start = [str(python), "-m", "mock_gateway"] if program is None else list(program)
     command = [*start, *subcommand, "--host", host, "--port", str(port), *args]
-    streams: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
-    process = subprocess.Popen(command, cwd=cwd, **{**streams, **popen})
-    base_url = f"http://{host}:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if (ready or _healthy)(base_url):
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                error = (
-                    process.stderr.read().decode() if process.stderr and process.poll() is not None else ""
-                )
-                raise RuntimeError(f"the mock gateway did not start: {error.strip()}")
-            time.sleep(0.05)
-        yield base_url, process
-    finally:
-        process.terminate()
+    with tempfile.TemporaryFile() as log:
+        streams: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": log}
+        process = subprocess.Popen(command, cwd=cwd, **{**streams, **popen})
+        base_url = f"http://{host}:{port}"
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if (ready or _healthy)(base_url):
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the mock gateway did not start: {_last_words(process, log)}")
+                time.sleep(0.05)
+            yield base_url, process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _last_words(process: subprocess.Popen[bytes], log: IO[bytes]) -> str:
+    """The end of what a server that did not start wrote to stderr (our file, or a pipe given to us)."""
+    if process.poll() is None:
+        return ""
+    if process.stderr is not None:
+        return process.stderr.read().decode(errors="replace").strip()
+    log.seek(0)
+    return log.read()[-8192:].decode(errors="replace").strip()
 
 
 def _healthy(base_url: str) -> bool:
