@@ -266,6 +266,8 @@ def safe_stem(name: str, *, tagged: bool = False) -> str:
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("boogu_deadline", default=None)
 """The deadline (on the client's monotonic clock) of the innermost `time_limit` block."""
+_LIMIT: contextvars.ContextVar[float | None] = contextvars.ContextVar("boogu_limit", default=None)
+"""The seconds of the `time_limit` block whose deadline holds: what a timeout message names."""
 
 
 class Engine:
@@ -302,10 +304,14 @@ class Engine:
         if seconds is None:
             yield
             return
-        token = _DEADLINE.set(self.deadline(self.runtime.monotonic() + seconds))
+        own = self.runtime.monotonic() + seconds
+        deadline = self.deadline(own)
+        token = _DEADLINE.set(deadline)
+        limit = _LIMIT.set(seconds if deadline == own else _LIMIT.get())
         try:
             yield
         finally:
+            _LIMIT.reset(limit)
             _DEADLINE.reset(token)
 
     @staticmethod
@@ -554,8 +560,10 @@ class Engine:
         request_id = job.request_id if isinstance(job, Submission) else job
         limit = self.wait_timeout if isinstance(timeout, NotGiven) else timeout
         start = clock.monotonic()
-        deadline = self.deadline(None if limit is None else start + limit)
-        budget = 0.0 if deadline is None else deadline - start
+        own = None if limit is None else start + limit
+        deadline = self.deadline(own)
+        # The timeout the user gave: this wait's own, or the whole command's (`--timeout`).
+        budget = limit if limit is not None and deadline == own else (_LIMIT.get() or 0.0)
         expected = self._expected(submission, expected_seconds)
         window = self.pace.window(self.poll)
         tally = Tally()

@@ -2,7 +2,7 @@
 
 `parse_webhook` validates a body into the generated `RequestStatus`. The body is not signed, so
 anyone who learns the URL can post one: confirm with `client.status(request_id)` before acting on it.
-`WebhookReceiver` is a small working receiver (standard library only) to start from:
+`WebhookReceiver` is a small working receiver (asyncio and h11, which httpx brings) to start from:
 
     with WebhookReceiver(port=8000) as receiver:           # python -m boogu.webhooks --port 8000
         submission = client.submit(request, webhook_url=receiver.url)
@@ -19,21 +19,25 @@ uncertain lines without submitting them again.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
+import socket
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import h11
 from boogu_image_client.models import RequestStatus
 
 from ._errors import UnknownStatusError, WebhookError
@@ -85,17 +89,18 @@ def parse_webhook(body: bytes | str | Mapping[str, Any]) -> RequestStatus:
     `status` is the lenient `JobStatus`) for a valid one whose status value this client predates:
     acknowledge it anyway, or the gateway will keep retrying the delivery.
     """
-    if isinstance(body, bytes | str):
-        try:
-            data: Any = json.loads(body)
-        except ValueError as exc:
-            raise WebhookError(f"webhook body is not JSON: {exc}") from None
-    else:
-        data = body
+    try:
+        data: Any = json.loads(body) if isinstance(body, bytes | str) else body
+    except ValueError as exc:
+        raise WebhookError(f"webhook body is not JSON: {exc}") from None
+    except RecursionError:  # the interpreter's depth limit: a status object is a few levels deep
+        raise WebhookError("webhook body is nested too deep") from None
     try:
         status = JobStatus.parse(data)
     except ValueError as exc:
         raise WebhookError(f"webhook body is not a status object: {exc}") from None
+    except RecursionError:
+        raise WebhookError("webhook body is nested too deep") from None
     if status.status == "UNKNOWN":
         raise UnknownStatusError(
             status, f"webhook for {status.request_id} has unknown status {status.raw_status!r}"
@@ -107,12 +112,52 @@ def parse_webhook(body: bytes | str | Mapping[str, Any]) -> RequestStatus:
 
 StatusHandler = Callable[[RequestStatus], object]
 
+MAX_HEADER_BYTES = 16 * 1024
+"""The request line and headers of a delivery: more is answered 431."""
+READ_TIMEOUT = 10.0
+"""Seconds a request's line, headers and body may take to arrive (408 after; an idle connection is closed)."""
+MAX_CONNECTIONS = 1000
+"""Connections served at once; one more is answered 503 (the kernel queues up to BACKLOG before that)."""
+BACKLOG = 2048
+MAX_BUFFERED_BYTES = 16 * MAX_BODY_BYTES
+"""Bodies being received or handled at once, all connections together: one that would pass it is
+answered 503 (a status object is about 1 KiB, so only outsized deliveries ever meet it)."""
+KEEP = 10_000
+KEEP_BYTES = 8 * MAX_BODY_BYTES
+"""In RAM the receiver keeps only its most recent KEEP deliveries, and fewer when their bodies pass
+KEEP_BYTES: `received`, `wait_for` and `line_of` know those; `--log FILE` keeps them all."""
+_LINGER = 1.0
+"""Seconds to drain an unread body after answering early, so the sender reads the answer, not a reset."""
+_CHUNK = 64 * 1024
+_MESSAGE_CHARS = 300
+"""An answer's message is cut to this: it may quote what the sender sent."""
+
+
+class _Refused(Exception):
+    """A request answered with `status` before it was read whole; the connection is then closed."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A recent delivery, with its body's size: what KEEP_BYTES counts."""
+
+    status: RequestStatus
+    line: str
+    size: int
+
 
 class WebhookReceiver:
-    """Receives webhooks on `host:port` (0: any free port) in a background thread.
+    """Receives webhooks on `host:port` (0: any free port) on an asyncio loop in a background thread.
 
-    Every valid status is kept by request id (see `wait_for`) and passed to `on_status`; an invalid
-    body is answered 400, a status of unknown value 202 (accepted, so the gateway stops retrying).
+    Each valid status is passed to `on_status` (in a worker thread, before the delivery is answered
+    204, so a failing handler makes the gateway retry) and the recent ones are kept by request id
+    (see KEEP and `wait_for`); an invalid body is answered 400, a status of unknown value 202
+    (accepted, so the gateway stops retrying). Limits: MAX_BODY_BYTES (413), MAX_HEADER_BYTES (431),
+    READ_TIMEOUT (408), MAX_CONNECTIONS and MAX_BUFFERED_BYTES (503).
     """
 
     def __init__(
@@ -122,28 +167,36 @@ class WebhookReceiver:
         *,
         path: str = DEFAULT_PATH,
         on_status: StatusHandler | None = None,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.path = webhook_path(path)
         self._on_status = on_status
-        self._received: dict[str, RequestStatus] = {}
-        self._lines: dict[str, str] = {}
+        self._read_timeout = read_timeout
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        self._kept_bytes = 0
         self._arrived = threading.Condition()
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._connections = 0
+        self._buffered = 0
+        self._socket = socket.create_server((host, port), backlog=BACKLOG)
+        self._runner = asyncio.Runner()
+        self._stopping = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._socket.getsockname()[:2]
         return f"http://{host!s}:{port}{self.path}"
 
     def start(self) -> Self:
+        self._runner.get_loop()  # made here, so that `stop` can reach it at once
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._thread.is_alive():
+            self._runner.get_loop().call_soon_threadsafe(self._stopping.set)
+            self._thread.join()
+        self._socket.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -154,71 +207,174 @@ class WebhookReceiver:
         self.stop()
 
     def received(self) -> dict[str, RequestStatus]:
+        """The recent deliveries (see KEEP), by request id."""
         with self._arrived:
-            return dict(self._received)
+            return {request_id: kept.status for request_id, kept in self._kept.items()}
 
     def wait_for(self, request_id: str, timeout: float | None = None) -> RequestStatus:
         """The status delivered for `request_id`, waiting up to `timeout` s for it (TimeoutError after)."""
         with self._arrived:
-            if not self._arrived.wait_for(lambda: request_id in self._received, timeout):
+            if not self._arrived.wait_for(lambda: request_id in self._kept, timeout):
                 raise TimeoutError(f"no webhook for {request_id} within {timeout} s")
-            return self._received[request_id]
+            return self._kept[request_id].status
 
     def line_of(self, request_id: str) -> str | None:
         """The line named by the path that `request_id`'s webhook was delivered to (None: the base path)."""
         with self._arrived:
-            return self._lines.get(request_id)
+            kept = self._kept.get(request_id)
+            return (kept.line or None) if kept else None
 
-    def _deliver(self, status: RequestStatus, line: str) -> None:
+    def _keep(self, status: RequestStatus, line: str, size: int) -> None:
         with self._arrived:
-            self._received[status.request_id] = status
-            if line:
-                self._lines[status.request_id] = line
+            if (old := self._kept.pop(status.request_id, None)) is not None:
+                self._kept_bytes -= old.size
+            self._kept[status.request_id] = _Kept(status, line, size)
+            self._kept_bytes += size
+            while len(self._kept) > KEEP or self._kept_bytes > KEEP_BYTES:
+                self._kept_bytes -= self._kept.popitem(last=False)[1].size
             self._arrived.notify_all()
+
+    def _run(self) -> None:
+        with self._runner:
+            self._runner.run(self._serve())
+
+    async def _serve(self) -> None:
+        server = await asyncio.start_server(self._connection, sock=self._socket, backlog=BACKLOG)
+        async with server:
+            await self._stopping.wait()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self._connections += 1
+        try:
+            if self._connections > MAX_CONNECTIONS:
+                await _answer(conn, writer, HTTPStatus.SERVICE_UNAVAILABLE, "too many connections")
+                return
+            while True:
+                body = bytearray()  # counted in MAX_BUFFERED_BYTES until answered
+                try:
+                    if not await self._exchange(conn, reader, writer, body):
+                        return
+                finally:
+                    self._buffered -= len(body)
+                conn.start_next_cycle()
+        except (OSError, h11.LocalProtocolError):
+            pass  # the peer went away, or cannot be answered in this state: close
+        finally:
+            self._connections -= 1
+            writer.close()
+
+    async def _exchange(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        body: bytearray,
+    ) -> bool:
+        """Read one request (its body into `body`) and answer it; whether the connection can carry another."""
+        try:
+            try:
+                async with asyncio.timeout(self._read_timeout):
+                    line = await self._read(conn, reader, writer, body)
+            except TimeoutError:
+                if conn.their_state is h11.IDLE and not conn.trailing_data[0]:
+                    return False  # an idle connection: close it without a word
+                raise _Refused(HTTPStatus.REQUEST_TIMEOUT, "the request took too long to arrive") from None
+            except h11.RemoteProtocolError as exc:
+                raise _Refused(HTTPStatus(exc.error_status_hint), str(exc)) from None
+        except _Refused as refused:
+            await _answer(conn, writer, refused.status, str(refused))
+            if conn.their_state is h11.SEND_BODY:
+                writer.write_eof()
+                with contextlib.suppress(TimeoutError, OSError):
+                    async with asyncio.timeout(_LINGER):
+                        while await reader.read(_CHUNK):
+                            pass
+            return False
+        if line is None:
+            return False
+        code, message = await self._handle(line, bytes(body))
+        await _answer(conn, writer, code, message)
+        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+    async def _read(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        body: bytearray,
+    ) -> str | None:
+        """The line a delivery names, its body read into `body`; None if the peer closed."""
+        event = await _next_event(conn, reader)
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        assert isinstance(event, h11.Request)
+        head = len(event.target) + sum(len(name) + len(value) for name, value in event.headers)
+        if head > MAX_HEADER_BYTES:
+            raise _Refused(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "headers of at most 16 KiB")
+        if event.method != b"POST":
+            raise _Refused(HTTPStatus.METHOD_NOT_ALLOWED, "a webhook is a POST")
+        try:
+            line = _line_in(event.target.decode("ascii"), self.path)
+        except UnicodeDecodeError:
+            line = None
+        if line is None:
+            raise _Refused(HTTPStatus.NOT_FOUND, "not the webhook path")
+        length = dict(event.headers).get(b"content-length")
+        if length is not None and int(length) > MAX_BODY_BYTES:
+            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "a webhook body is at most 1 MiB")
+        if conn.they_are_waiting_for_100_continue:
+            writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+            await writer.drain()
+        while isinstance(event := await _next_event(conn, reader), h11.Data):
+            if len(body) + len(event.data) > MAX_BODY_BYTES:
+                raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "a webhook body is at most 1 MiB")
+            if self._buffered + len(event.data) > MAX_BUFFERED_BYTES:
+                raise _Refused(HTTPStatus.SERVICE_UNAVAILABLE, "too many deliveries at once")
+            body += event.data
+            self._buffered += len(event.data)
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        if not body:
+            raise _Refused(HTTPStatus.BAD_REQUEST, "a JSON body is required")
+        return line
+
+    async def _handle(self, line: str, body: bytes) -> tuple[HTTPStatus, str]:
+        try:
+            status = parse_webhook(body)
+        except UnknownStatusError as exc:
+            logger.warning("%s", exc)
+            return HTTPStatus.ACCEPTED, str(exc)
+        except WebhookError as exc:
+            return HTTPStatus.BAD_REQUEST, str(exc)
+        self._keep(status, line, len(body))
         if self._on_status is not None:
-            self._on_status(status)
+            try:
+                await asyncio.to_thread(self._on_status, status)
+            except Exception:
+                logger.exception("on_status failed for %s", status.request_id)
+                return HTTPStatus.INTERNAL_SERVER_ERROR, "the receiver could not record this delivery"
+        return HTTPStatus.NO_CONTENT, ""
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                try:
-                    line = _line_in(self.path, receiver.path)
-                except UnicodeDecodeError:
-                    line = None
-                if line is None:
-                    self._answer(HTTPStatus.NOT_FOUND, "not the webhook path")
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                if not 0 < length <= MAX_BODY_BYTES:
-                    self._answer(HTTPStatus.BAD_REQUEST, "a JSON body of at most 1 MiB is required")
-                    return
-                try:
-                    status = parse_webhook(self.rfile.read(length))
-                except UnknownStatusError as exc:
-                    logger.warning("%s", exc)
-                    self._answer(HTTPStatus.ACCEPTED, str(exc))
-                    return
-                except WebhookError as exc:
-                    self._answer(HTTPStatus.BAD_REQUEST, str(exc))
-                    return
-                receiver._deliver(status, line)
-                self._answer(HTTPStatus.NO_CONTENT, "")
+async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> Any:
+    while (event := conn.next_event()) is h11.NEED_DATA:
+        conn.receive_data(await reader.read(_CHUNK))
+    return event
 
-            def _answer(self, code: HTTPStatus, message: str) -> None:
-                body = json.dumps({"message": message}).encode() if message else b""
-                self.send_response(code)
-                if body:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                logger.debug("webhook %s", format % args)
-
-        return Handler
+async def _answer(conn: h11.Connection, writer: asyncio.StreamWriter, code: HTTPStatus, message: str) -> None:
+    """Answer `code` with `{"message": ...}` (none for a 2xx without one); any but a 2xx closes."""
+    body = json.dumps({"message": message[:_MESSAGE_CHARS]}).encode() if message else b""
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] if body else []
+    if code >= 300:
+        headers.append(("Connection", "close"))
+    if code == HTTPStatus.SERVICE_UNAVAILABLE:
+        headers.append(("Retry-After", "1"))
+    data = conn.send(h11.Response(status_code=code, headers=headers, reason=code.phrase))
+    data += conn.send(h11.Data(data=body)) if body else b""
+    writer.write(data + conn.send(h11.EndOfMessage()))
+    await writer.drain()
 
 
 MAX_LOG_LINE = 2 * MAX_BODY_BYTES

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -54,7 +60,7 @@ def test_concurrent_deliveries_to_a_custom_path_all_arrive() -> None:
         assert len(receiver.received()) == 20
 
 
-def test_a_request_line_that_is_not_utf8_is_a_404() -> None:
+def test_a_request_line_that_is_not_ascii_is_a_400() -> None:
     with WebhookReceiver(path="/in") as receiver:
         host, port = receiver.url.split("//", 1)[1].split("/", 1)[0].split(":")
         with socket.create_connection((host, int(port)), timeout=10) as sock:
@@ -62,7 +68,7 @@ def test_a_request_line_that_is_not_utf8_is_a_404() -> None:
             sock.sendall(
                 b"POST /in\xff HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
             )
-            assert sock.recv(64).startswith(b"HTTP/1.0 404")
+            assert sock.recv(64).startswith(b"HTTP/1.1 400 Bad Request")
         assert receiver.received() == {}
 
 
@@ -142,3 +148,161 @@ def test_the_command_line_appends_each_delivery_with_its_line(tmp_path: Path) ->
     assert {line: list(jobs) for line, jobs in read.deliveries.items()} == {
         f"k{n}": [f"boogu-image_{n}"] for n in range(8)
     }
+
+
+def address(url: str) -> tuple[str, int]:
+    host, port = urlsplit(url).netloc.split(":")
+    return host, int(port)
+
+
+def status_line(url: str, request: bytes, timeout: float = 5) -> bytes:
+    """The status line a raw `request` to the receiver at `url` is answered with (b"" if none)."""
+    with socket.create_connection(address(url), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(request)
+        return sock.makefile("rb").readline().strip()
+
+
+def rss_mb(pid: int) -> float:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) / 1024
+
+
+@contextlib.contextmanager
+def receiver_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python -m boogu.webhooks --port 0 ARGS` and its URL; on exit, its stderr is checked for tracebacks."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "boogu.webhooks", "--port", "0", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    try:
+        yield process, process.stderr.readline().split()[-1]
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert "Traceback" not in err
+
+
+async def test_300_simultaneous_deliveries_are_all_answered_at_once() -> None:
+    bodies = [{**STATUS, "request_id": f"boogu-image_{n}"} for n in range(300)]
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    with WebhookReceiver() as receiver:
+        async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+            started = time.perf_counter()
+            answers = await asyncio.gather(*(client.post(receiver.url, json=body) for body in bodies))
+            took = time.perf_counter() - started
+        assert [answer.status_code for answer in answers] == [204] * 300
+        assert len(receiver.received()) == 300
+    print(f"300 simultaneous deliveries answered in {took:.2f} s")
+    assert took < 3
+
+
+async def test_forged_megabyte_deliveries_leave_the_receiver_small(tmp_path: Path) -> None:
+    """Kept in RAM: the recent deliveries up to KEEP_BYTES; the log file has them all."""
+    log = tmp_path / "hooks.jsonl"
+    big = {**STATUS, "error": "x" * (webhooks.MAX_BODY_BYTES - 200)}  # valid, just under the cap
+    forged = [
+        *({**big, "request_id": f"big_{n}"} for n in range(50)),
+        *(b"{" + b"x" * 1_000_000 for _ in range(50)),  # not JSON
+        *(b"x" * (webhooks.MAX_BODY_BYTES + 1) for _ in range(50)),  # over the cap
+    ]
+    with receiver_process("--log", str(log)) as (process, url):
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await client.post(url, json=STATUS)).status_code == 204
+            before = rss_mb(process.pid)
+            gate = asyncio.Semaphore(10)
+
+            async def send(body: object) -> int:
+                content = body if isinstance(body, bytes) else json.dumps(body).encode()
+                async with gate:
+                    return (await client.post(url, content=content)).status_code
+
+            codes = await asyncio.gather(*(send(body) for body in forged))
+        grown = rss_mb(process.pid) - before
+    assert codes == [204] * 50 + [400] * 50 + [413] * 50
+    assert len(read_webhook_log(log).deliveries) == 0  # none named a line ...
+    assert log.read_text().count('"request_id": "big_') == 50  # ... but every valid one is logged
+    print(f"150 forged ~1 MB deliveries: RSS +{grown:.0f} MB")
+    assert grown < 60
+
+
+def test_stalled_connections_block_no_one_and_are_closed() -> None:
+    threads = threading.active_count()
+    body = json.dumps(STATUS).encode()
+    with WebhookReceiver(read_timeout=0.5) as receiver:
+        host, port = address(receiver.url)
+        stalled = [socket.create_connection((host, port), timeout=5) for _ in range(50)]
+        try:
+            for n, sock in enumerate(stalled):  # half stop in the headers, half in the body
+                head = b"POST /boogu-webhook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % len(body)
+                sock.sendall(head if n % 2 else head + b"\r\n" + body[:10])
+            started = time.perf_counter()
+            assert post(receiver.url) == 204
+            assert time.perf_counter() - started < 1
+            assert threading.active_count() <= threads + 1  # the receiver's one thread
+            answers = [sock.makefile("rb").readline() for sock in stalled]
+        finally:
+            for sock in stalled:
+                sock.close()
+    assert answers == [b"HTTP/1.1 408 Request Timeout\r\n"] * 50
+
+
+def test_malformed_deliveries_are_answered_without_a_traceback() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    deep_field = json.dumps(STATUS)[:-1] + ', "x": ' + "[" * 900 + "]" * 900 + "}"  # JSON parses it
+
+    def post_raw(url: str, body: bytes, headers: bytes = b"") -> bytes:
+        path = urlsplit(url).path.encode()
+        head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n" % (path, len(body), headers)
+        return status_line(url, head + body)
+
+    with receiver_process() as (_, url):
+        path = urlsplit(url).path.encode()
+        assert status_line(url, b"POST %s HTTP/1.1\r\nContent-Length: abc\r\n\r\n{}" % path).startswith(
+            b"HTTP/1.1 400"
+        )
+        assert post_raw(url, deep) == b"HTTP/1.1 400 Bad Request"
+        assert post_raw(url, deep_field.encode()) == b"HTTP/1.1 400 Bad Request"
+        assert post_raw(url, b"{}", b"X-Big: " + b"a" * 20_000 + b"\r\n").startswith(b"HTTP/1.1 431")
+        assert post_raw(url, b"x" * 2_000_000).startswith(b"HTTP/1.1 413")
+        assert status_line(url, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).startswith(b"HTTP/1.1 405")
+        assert post(url) == 204
+
+
+def test_the_receiver_keeps_only_recent_deliveries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhooks, "KEEP", 5)
+    with WebhookReceiver() as receiver:
+        for n in range(8):
+            assert post(line_webhook_url(receiver.url, f"k{n}"), {**STATUS, "request_id": f"r{n}"}) == 204
+        assert list(receiver.received()) == [f"r{n}" for n in range(3, 8)]
+        assert receiver.line_of("r7") == "k7"
+        assert receiver.line_of("r0") is None
+        with pytest.raises(TimeoutError):
+            receiver.wait_for("r0", timeout=0.01)
+
+
+def test_connections_past_the_cap_are_answered_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhooks, "MAX_CONNECTIONS", 2)
+    with WebhookReceiver() as receiver:
+        held = [socket.create_connection(address(receiver.url), timeout=5) for _ in range(2)]
+        try:
+            time.sleep(0.1)  # both accepted
+            assert status_line(receiver.url, b"") == b"HTTP/1.1 503 Service Unavailable"
+        finally:
+            for sock in held:
+                sock.close()
+        time.sleep(0.1)
+        assert post(receiver.url) == 204
+
+
+def test_bodies_past_the_buffer_cap_are_answered_503(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(webhooks, "MAX_BUFFERED_BYTES", 50)
+    with WebhookReceiver() as receiver:
+        answer = httpx.post(receiver.url, json=STATUS, timeout=10)
+        assert (answer.status_code, answer.headers["Retry-After"]) == (503, "1")
+        monkeypatch.setattr(webhooks, "MAX_BUFFERED_BYTES", 1000)
+        assert post(receiver.url) == 204  # nothing stayed counted
+        assert post(receiver.url) == 204

@@ -8,6 +8,7 @@ a thin translation of HTTP requests into calls on it. Every answer that is not a
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 import re
 import threading
@@ -30,7 +31,7 @@ from ._journal import Journal
 from ._ratelimit import RateLimiter, retry_after_seconds
 from ._scheduler import Slot, WorkerPool, jitter, timeline
 from ._wallet import InsufficientBalance, Wallet
-from ._webhooks import Sender, WebhookDispatcher, check_webhook_target, post_json
+from ._webhooks import Delivery, Sender, WebhookDispatcher, check_webhook_target, post_json
 
 OUTCOME_HEADER = "X-Mock-Outcome"
 OUTCOMES: dict[str, Outcome] = {"completed": "COMPLETED", "failed": "FAILED", "error": "ERROR"}
@@ -195,6 +196,7 @@ class GatewayBackend:
         self.webhooks = self._dispatcher(webhook_sender or post_json)
         self._deliveries: set[asyncio.Task[Any]] = set()
         self._keys: dict[str, ApiKey] = {}
+        self._unfinished: dict[str, list[float]] = {}  # key → finish times of its jobs, a heap
         self._media_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
         self.rng = random.Random(self.config.seed)
@@ -215,6 +217,7 @@ class GatewayBackend:
             sender,
             max_attempts=self.config.webhook_max_attempts,
             backoff=self.config.webhook_backoff,
+            concurrency=self.config.webhook_concurrency,
         )
 
     # Administration -------------------------------------------------------------------------
@@ -230,6 +233,7 @@ class GatewayBackend:
             self.webhooks.reset()
             self.limiter.configure(self.config.rate_limit)
             self._keys.clear()
+            self._unfinished.clear()
             self._media_cache.clear()
             self.rng = random.Random(self.config.seed)
         self.put_key(self.dev_key, balance=self.config.default_balance)
@@ -245,9 +249,11 @@ class GatewayBackend:
             self.inputs.limit = config.job_input_bytes
             if {"journal_size", "journal_entry_bytes"} & changes.keys():
                 self.journal.resize(config.journal_size, config.journal_entry_bytes)
-            if {"webhook_max_attempts", "webhook_backoff"} & changes.keys():
+            if {"webhook_max_attempts", "webhook_backoff", "webhook_concurrency"} & changes.keys():
                 self.webhooks.configure(
-                    max_attempts=config.webhook_max_attempts, backoff=config.webhook_backoff
+                    max_attempts=config.webhook_max_attempts,
+                    backoff=config.webhook_backoff,
+                    concurrency=config.webhook_concurrency,
                 )
         return config
 
@@ -380,6 +386,7 @@ class GatewayBackend:
 
         now = self.clock.now()
         with self._lock:
+            self._check_unfinished(record.key, now)
             request_id = f"{model_id}_{uuid7(now, self.rng)}"
             seed = int(params["seed"]) if "seed" in params else self.rng.getrandbits(32)
             job_outcome, error = (
@@ -417,6 +424,8 @@ class GatewayBackend:
             finished_at=slot.finish,
         )
         self.jobs.add(job)
+        with self._lock:
+            heapq.heappush(self._unfinished.setdefault(record.key, []), job.finished_at)
         self.inputs.add(request_id, input_size)
         self._drop_over_budget()
         if params["sync_mode"]:
@@ -439,6 +448,27 @@ class GatewayBackend:
         if job.outcome == "COMPLETED":
             inline = [media.to_data_uri(image, job.output_format) for image in self._render(job)]
         return Submission(200, job.to_status(job.finished_at, media_urls=inline), job)
+
+    def _check_unfinished(self, key: str, now: float) -> None:
+        """429 while `key` has `max_unfinished_per_key` jobs not yet finished: free jobs (`ERROR`, or a
+        price of 0) cost no balance, so without it one key could hold any number. `Retry-After` is when
+        the key's next job finishes. Called under the lock."""
+        finishing = self._unfinished.get(key)
+        if finishing is None:
+            return
+        while finishing and finishing[0] <= now:
+            heapq.heappop(finishing)
+        if not finishing:
+            del self._unfinished[key]
+        elif len(finishing) >= self.config.max_unfinished_per_key:
+            seconds = retry_after_seconds(finishing[0] - now)
+            raise GatewayError(
+                429,
+                "Too Many Requests",
+                f"Too many unfinished requests for this key ({len(finishing):,}). "
+                f"Try again in {seconds} second{'' if seconds == 1 else 's'}.",
+                headers={"Retry-After": str(seconds)},
+            )
 
     def _slot(self, model_id: str, params: dict[str, Any], now: float) -> Slot:
         """When the job starts and finishes: the size model with its jitter, then a worker in arrival order.
@@ -516,20 +546,28 @@ class GatewayBackend:
 
     async def pump(self, *, wait: bool = False) -> tuple[list[Job], int]:
         """Settle the jobs that finished and deliver the webhooks due: in the background, or with `wait`
-        to the end of this round's attempts. Returns the settled jobs and the attempts awaited."""
+        to the end of this round's attempts, for at most one attempt's timeout: with more due than
+        `webhook_concurrency`, a receiver that never answers would hold the caller for many. Returns the
+        settled jobs and the attempts started."""
         settled = self.tick()
         if not wait:
             self.deliver_webhooks_soon()
             return settled, 0
-        return settled, len(await self.webhooks.deliver_due())
+        attempted: list[Delivery] = []
+        await asyncio.wait({self._deliver_in_background(attempted)}, timeout=self.webhooks.attempt_timeout)
+        return settled, len(attempted)
 
     def deliver_webhooks_soon(self) -> None:
         """On the event loop: deliver due webhooks in the background, without delaying the caller."""
-        if not self.webhooks.due():
-            return
-        task = asyncio.get_running_loop().create_task(self.webhooks.deliver_due())
+        if self.webhooks.ready():
+            self._deliver_in_background()
+
+    def _deliver_in_background(self, attempted: list[Delivery] | None = None) -> asyncio.Task[list[Delivery]]:
+        """A round of deliveries as a task kept until it ends (the loop keeps only weak references)."""
+        task = asyncio.get_running_loop().create_task(self.webhooks.deliver_due(attempted))
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
+        return task
 
     def now_iso(self) -> str:
         return iso_time(self.clock.now())

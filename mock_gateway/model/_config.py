@@ -31,6 +31,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     # Integer settings (their bounds are ints):
     "max_body_bytes": (1024, 1024**3),
     "webhook_max_attempts": (1, 100),
+    "webhook_concurrency": (1, 1024),
+    "max_unfinished_per_key": (1, 1_000_000),
     "journal_size": (1, 1_000_000),
     "journal_entry_bytes": (1024, 64 * 1024 * 1024),
     "job_input_bytes": (0, 64 * 1024**3),
@@ -86,6 +88,10 @@ class MockConfig:
     webhook_allowlist: tuple[str, ...] = field(default_factory=tuple)
     webhook_max_attempts: int = 5
     webhook_backoff: float = 1.0
+    webhook_concurrency: int = 32
+    """Webhook attempts (and so sockets) at once; later due deliveries wait their turn."""
+    max_unfinished_per_key: int = 10_000
+    """Jobs of one key not yet finished; past it a submit is answered 429 with a Retry-After."""
     journal_size: int = 10_000
     journal_entry_bytes: int = 64 * 1024
     """Header and body bytes kept per journal entry; longer values are cut and marked truncated."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
+import heapq
 import ipaddress
 import itertools
 import logging
@@ -123,7 +124,10 @@ class WebhookDispatcher:
     """Retries failed deliveries with exponential backoff, up to `max_attempts` attempts in all.
 
     Deliveries being sent are out of the schedule, so a second `deliver_due` running meanwhile cannot
-    send them again. Only the newest `max_records` finished deliveries are kept.
+    send them again. At most `concurrency` attempts run at once, whatever the job rate: each holds a
+    socket, and a receiver that never answers would otherwise make the mock open one per job. Due
+    deliveries beyond the cap wait in the schedule, a heap, so finding the next one costs no scan.
+    Only the newest `max_records` finished deliveries are kept.
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class WebhookDispatcher:
         max_backoff: float = 30.0,
         max_records: int = 10_000,
         attempt_timeout: float = 10.0,
+        concurrency: int = 32,
     ) -> None:
         if max_backoff < 0:
             raise ValueError(f"max_backoff must be >= 0, got {max_backoff}")
@@ -146,22 +151,29 @@ class WebhookDispatcher:
         self._max_records = max_records
         self._attempt_timeout = attempt_timeout
         self._lock = threading.Lock()  # enqueue may run in a worker thread while the loop delivers
-        self.configure(max_attempts=max_attempts, backoff=backoff)
+        self.configure(max_attempts=max_attempts, backoff=backoff, concurrency=concurrency)
         self._ids = itertools.count(1)  # not reset, so ids stay unique across resets
         self._deliveries: dict[str, Delivery] = {}  # all kept deliveries, oldest first
         self._scheduled: dict[str, Delivery] = {}  # pending and not being sent
+        self._schedule: list[tuple[float, int, str]] = []  # (next attempt, order, id); stale entries skipped
+        self._order = itertools.count()
+        self._sending = 0  # attempts running now, at most `concurrency`
         self._finished: deque[str] = deque()  # ids of finished deliveries, oldest first
         self._warned: set[str] = set()  # reasons of blocked deliveries already logged
 
-    def configure(self, *, max_attempts: int, backoff: float) -> None:
+    def configure(self, *, max_attempts: int, backoff: float, concurrency: int | None = None) -> None:
         """Applies from the next attempt on: deliveries keep their attempts and their next attempt time."""
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
         if backoff < 0:
             raise ValueError(f"backoff must be >= 0, got {backoff}")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         with self._lock:
             self._max_attempts = max_attempts
             self._backoff = backoff
+            if concurrency is not None:
+                self._concurrency = concurrency
 
     def enqueue(
         self, request_id: str, url: str, payload: dict[str, Any], *, blocked: str | None = None
@@ -182,7 +194,7 @@ class WebhookDispatcher:
             )
             self._deliveries[delivery.id] = delivery
             if blocked is None:
-                self._scheduled[delivery.id] = delivery
+                self._reschedule(delivery)
             else:
                 self._finish(delivery, "blocked")
                 self._warn_once(blocked)
@@ -199,14 +211,73 @@ class WebhookDispatcher:
         with self._lock:
             return self._due()
 
-    async def deliver_due(self) -> list[Delivery]:
-        """Attempts every due delivery once, concurrently, and returns them."""
+    def ready(self) -> bool:
+        """Whether `deliver_due` would start an attempt now: a slot is free and a delivery is due.
+        Cheap (the top of the heap), as every API call asks."""
         with self._lock:
-            batch = self._due()
-            for delivery in batch:
-                del self._scheduled[delivery.id]
-        await asyncio.gather(*(self._attempt(delivery) for delivery in batch))
-        return batch
+            return self._sending < self._concurrency and self._next_due() is not None
+
+    @property
+    def attempt_timeout(self) -> float:
+        return self._attempt_timeout
+
+    async def deliver_due(self, attempted: list[Delivery] | None = None) -> list[Delivery]:
+        """Attempts the deliveries due now once each, at most `concurrency` at a time (counting those
+        other calls are sending), and returns those attempted, each also added to `attempted` as it
+        starts. Due deliveries left over when no slot frees up stay scheduled for the next call."""
+        attempted = [] if attempted is None else attempted
+        with self._lock:
+            until, first_later = self._clock.now(), next(self._order)  # retries scheduled meanwhile wait
+
+        async def worker() -> None:
+            while (delivery := self._take(until, first_later)) is not None:
+                attempted.append(delivery)
+                try:
+                    await self._attempt(delivery)
+                finally:
+                    with self._lock:
+                        self._sending -= 1
+
+        with self._lock:
+            workers = max(0, self._concurrency - self._sending)
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return attempted
+
+    def _take(self, until: float, first_later: int) -> Delivery | None:
+        """The next delivery due by `until` and scheduled before `first_later`, out of the schedule and
+        counted as sending, if a slot is free."""
+        with self._lock:
+            if self._sending >= self._concurrency:
+                return None
+            delivery = self._next_due(until=until, first_later=first_later)
+            if delivery is not None:
+                self._sending += 1
+            return delivery
+
+    def _next_due(self, *, until: float | None = None, first_later: int | None = None) -> Delivery | None:
+        """The earliest scheduled delivery if due (by `until`, default now), dropping stale heap entries;
+        with `first_later` (an order), taken out of the schedule unless scheduled at or after it.
+        Called under the lock."""
+        limit = self._clock.now() if until is None else until
+        while self._schedule:
+            at, order, delivery_id = self._schedule[0]
+            delivery = self._scheduled.get(delivery_id)
+            if delivery is None or delivery.next_attempt_at != at:
+                heapq.heappop(self._schedule)  # sent, finished, reset or rescheduled since
+                continue
+            if at > limit or (first_later is not None and order >= first_later):
+                return None
+            if first_later is not None:
+                heapq.heappop(self._schedule)
+                del self._scheduled[delivery_id]
+            return delivery
+        return None
+
+    def _reschedule(self, delivery: Delivery) -> None:
+        """Back in the schedule at its `next_attempt_at`. Called under the lock."""
+        self._scheduled[delivery.id] = delivery
+        if delivery.next_attempt_at is not None:
+            heapq.heappush(self._schedule, (delivery.next_attempt_at, next(self._order), delivery.id))
 
     def deliveries(self, request_id: str | None = None) -> list[Delivery]:
         with self._lock:
@@ -216,6 +287,7 @@ class WebhookDispatcher:
         with self._lock:
             self._deliveries.clear()
             self._scheduled.clear()
+            self._schedule.clear()
             self._finished.clear()
 
     def _due(self) -> list[Delivery]:
@@ -237,7 +309,7 @@ class WebhookDispatcher:
         except BaseException:  # cancelled: not an attempt, so it stays due for the next round
             with self._lock:
                 if delivery.id in self._deliveries:
-                    self._scheduled[delivery.id] = delivery
+                    self._reschedule(delivery)
             raise
         duration_ms = (time.perf_counter() - started) * 1000
         with self._lock:
@@ -251,7 +323,7 @@ class WebhookDispatcher:
             else:
                 wait = min(self._max_backoff, self._backoff * 2 ** (len(delivery.attempts) - 1))
                 delivery.next_attempt_at = self._clock.now() + wait
-                self._scheduled[delivery.id] = delivery
+                self._reschedule(delivery)
 
     def _finish(self, delivery: Delivery, state: DeliveryState) -> None:
         delivery.state = state

@@ -85,6 +85,12 @@ SETTINGS = (
     Setting("latency_seconds", float, "the delay of --latency-rate"),
     Setting("job_ttl", float, "seconds a finished job stays queryable"),
     Setting("body_timeout", float, "seconds to send headers and body before a 408"),
+    Setting("webhook_concurrency", int, "webhook attempts (and sockets) at once (default: 32)"),
+    Setting(
+        "max_unfinished_per_key",
+        int,
+        "unfinished jobs of one key before a submit is answered 429 (default: 10000)",
+    ),
 )
 
 

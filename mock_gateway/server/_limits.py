@@ -36,11 +36,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ..model import MockConfig
 
 SHUTDOWN_SECONDS = 2
+"""After SIGTERM, requests still running after this are cancelled: the process exits within 5 s."""
 KEEP_ALIVE_SECONDS = 20
 """Idle keep-alive connections are closed after this (uvicorn: 5). Longer than clients keep theirs
 (httpx 5 s, aiohttp 15 s), so a client never reuses a connection the server is closing at that moment:
 with equal timeouts, a client polling every 5 s met a closed connection now and then (ReadError)."""
-"""After SIGTERM, requests still running after this are cancelled: the process exits within 5 s."""
 RESERVED_FDS = 64
 """File descriptors kept for everything but client sockets: the listener, webhooks, logs."""
 STATUS_TEXT = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
