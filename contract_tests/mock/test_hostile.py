@@ -24,6 +24,7 @@ import pytest
 
 from boogu_contract.wire import ADMIN_TOKEN_ENV as TOKEN_ENV
 from mock_gateway import cli
+from mock_gateway.model._budget import JOB_RECORD_BYTES
 from mock_gateway.model._clock import ManualClock
 from mock_gateway.model._config import MockConfig
 from mock_gateway.model._webhooks import WebhookDispatcher, check_webhook_target
@@ -155,6 +156,25 @@ def test_finished_jobs_past_the_input_budget_go_oldest_first(
     third = submit_edit(http)  # the second is finished now; the third is not
     assert poll(http, second) == 404
     assert poll(http, third) == 200
+
+
+def test_free_jobs_are_bounded_by_the_input_budget_too(gateway: MockGateway, http: httpx.Client) -> None:
+    """A job that ends ERROR costs nothing, and held for `job_ttl` each still took memory: every job
+    now counts its record (`JOB_RECORD_BYTES`) in `job_input_bytes`, so the oldest finished go first."""
+    gateway.configure(job_input_bytes=10 * JOB_RECORD_BYTES)
+    ids = [
+        http.post(
+            "/boogu-image/v1/boogu-image-request",
+            json={"prompt": "x"},
+            headers={**KEY, "X-Mock-Outcome": "error"},
+        ).json()["request_id"]
+        for _ in range(30)
+    ]
+    gateway.advance(60)  # all finished: only as many as fit the budget are kept
+    http.post("/boogu-image/v1/boogu-image-request", json={"prompt": "x"}, headers=KEY)
+    kept = [request_id for request_id in ids if poll(http, request_id) == 200]
+    assert 0 < len(kept) < 10  # jobs finished at one instant go in the order they settle
+    assert len(gateway.backend.jobs) <= 10
 
 
 def submit_edit(http: httpx.Client) -> str:
