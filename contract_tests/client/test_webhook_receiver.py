@@ -20,6 +20,7 @@ import pytest
 
 from boogu import webhooks
 from boogu.webhooks import DEFAULT_PATH, WebhookReceiver, line_webhook_url, read_webhook_log, webhook_path
+from contract_tests.process_memory import memory_kib
 
 STATUS = {
     "request_id": "boogu-image_1",
@@ -163,11 +164,6 @@ def status_line(url: str, request: bytes, timeout: float = 5) -> bytes:
         return sock.makefile("rb").readline().strip()
 
 
-def rss_mb(pid: int) -> float:
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return int(fields["VmRSS"].split()[0]) / 1024
-
-
 @contextlib.contextmanager
 def receiver_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`python -m boogu.webhooks --port 0 ARGS` and its URL; on exit, its stderr is checked for tracebacks."""
@@ -212,7 +208,7 @@ async def test_forged_megabyte_deliveries_leave_the_receiver_small(tmp_path: Pat
     with receiver_process("--log", str(log)) as (process, url):
         async with httpx.AsyncClient(timeout=10) as client:
             assert (await client.post(url, json=STATUS)).status_code == 204
-            before = rss_mb(process.pid)
+            before = memory_kib(process.pid)["VmRSS"] / 1024
             gate = asyncio.Semaphore(10)
 
             async def send(body: object) -> int:
@@ -221,7 +217,7 @@ async def test_forged_megabyte_deliveries_leave_the_receiver_small(tmp_path: Pat
                     return (await client.post(url, content=content)).status_code
 
             codes = await asyncio.gather(*(send(body) for body in forged))
-        grown = rss_mb(process.pid) - before
+        grown = memory_kib(process.pid)["VmRSS"] / 1024 - before
     assert codes == [204] * 50 + [400] * 50 + [413] * 50
     assert len(read_webhook_log(log).deliveries) == 0  # none named a line ...
     assert log.read_text().count('"request_id": "big_') == 50  # ... but every valid one is logged

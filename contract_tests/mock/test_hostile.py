@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from boogu_contract.wire import ADMIN_TOKEN_ENV as TOKEN_ENV
+from contract_tests.process_memory import memory_kib
 from mock_gateway import cli
 from mock_gateway.model._budget import JOB_RECORD_BYTES
 from mock_gateway.model._clock import ManualClock
@@ -77,12 +78,6 @@ def raw_exchange(base_url: str, data: bytes, *, wait: float = 5.0) -> bytes:
             while chunk := sock.recv(65536):
                 received += chunk
         return received
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        line = next(line for line in status if line.startswith("VmRSS:"))
-    return int(line.split()[1])
 
 
 # Memory ------------------------------------------------------------------------------------------
@@ -208,17 +203,17 @@ def test_memory_stays_bounded_under_huge_headers_and_prompts() -> None:
     """The issue's figures: +100 MB over 150 keyless requests with 8 MB headers, +300 MB over 60
     submits with a 9 MB prompt (on main: +1.7 GB and +900 MB)."""
     with gateway_popen() as (base_url, process):
-        before = rss_kib(process.pid)
+        before = memory_kib(process.pid)["VmRSS"]
         header = b"GET /v2/requests/status/x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * (8 * MiB) + b"\r\n\r\n"
         for _ in range(150):
             raw_exchange(base_url, header)
-        after_headers = rss_kib(process.pid)
+        after_headers = memory_kib(process.pid)["VmRSS"]
         prompt = {"prompt": "p" * (9 * MiB)}
         with httpx.Client(base_url=base_url, timeout=30) as client:
             for _ in range(60):
                 assert submit(client, prompt).status_code == 202
             assert client.get("/__mock/requests").status_code == 200
-        after_prompts = rss_kib(process.pid)
+        after_prompts = memory_kib(process.pid)["VmRSS"]
     print(f"RSS KiB: start {before}, after headers {after_headers}, after prompts {after_prompts}")
     assert after_headers - before < 100 * 1024
     assert after_prompts - after_headers < 300 * 1024

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from boogu_contract.wire import ADMIN_PREFIX
+from contract_tests.process_memory import memory_kib
 from mock_gateway.contract_tools._cassette import (
     MAX_CASSETTE_BYTES,
     CassetteError,
@@ -41,17 +42,12 @@ def polls(count: int) -> str:
     )
 
 
-def rss_kib(pid: int) -> int:
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return int(fields["VmRSS"].split()[0])
-
-
 def test_unmatched_requests_are_kept_bounded(tmp_path):
     """2,000 unmatched requests with 60 KB paths once grew the replay by 461 MB."""
     path = cassette(tmp_path, polls(1))
     replay = gateway_popen(subcommand=["replay", str(path)], stderr=subprocess.DEVNULL)  # a line a miss
     with replay as (base_url, process):
-        before = rss_kib(process.pid)
+        before = memory_kib(process.pid)["VmRSS"]
         # http.client rather than httpx, which takes 5 ms to build a request with a 60 KB path
         connection = http.client.HTTPConnection(urlsplit(base_url).netloc, timeout=10)
         for n in range(2000):
@@ -60,7 +56,7 @@ def test_unmatched_requests_are_kept_bounded(tmp_path):
             assert answer.status == 404
             assert len(answer.read()) < 2000
         connection.close()
-        grown_mib = (rss_kib(process.pid) - before) / 1024
+        grown_mib = (memory_kib(process.pid)["VmRSS"] - before) / 1024
         listed = httpx.get(f"{base_url}{ADMIN_PREFIX}/unmatched")
     assert len(listed.json()) == MAX_UNMATCHED
     assert listed.json()[-1]["path"].startswith("/1999xxx")

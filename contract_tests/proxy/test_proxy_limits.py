@@ -9,7 +9,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from boogu_contract.wire import ADMIN_TOKEN_ENV
+from contract_tests.process_memory import memory_kib
 from mock_gateway.cli import main
 from mock_gateway.contract_tools import OWN_ANSWER_HEADER
 from mock_gateway.testing import gateway_popen
@@ -79,23 +79,16 @@ def proxy(upstream: str) -> Iterator[tuple[str, int]]:
         yield url, process.pid
 
 
-def memory(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak) of a process, in MB."""
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    fields = dict(line.split(":", 1) for line in lines)
-    return {name: int(fields[name].split()[0]) // 1024 for name in ("VmRSS", "VmHWM")}
-
-
 def test_rejected_megabyte_bodies_leave_a_bounded_violation_log(proxy):
     url, pid = proxy
     httpx.delete(f"{url}/__mock/violations")
     body = {"prompt": ["aaaaaaaa"] * 100_000}  # ~1.1 MB: a list where the spec wants text
     with httpx.Client(base_url=url, headers=KEY, timeout=30) as http:
         http.post(SUBMIT, json=body)  # the first one settles the proxy's buffers
-        before = memory(pid)["VmRSS"]
+        before = memory_kib(pid)["VmRSS"] // 1024
         answers = [http.post(SUBMIT, json=body) for _ in range(60)]
         entries = http.get("/__mock/violations").json()
-    grown = memory(pid)["VmRSS"] - before
+    grown = memory_kib(pid)["VmRSS"] // 1024 - before
     assert {answer.status_code for answer in answers} == {400}
     assert grown < 40, f"RSS grew by {grown} MB"
     assert len(entries) == 61 and {entry["pointer"] for entry in entries} == {"/body/prompt"}
@@ -113,7 +106,7 @@ def test_rejected_megabyte_bodies_leave_a_bounded_violation_log(proxy):
 )
 def test_an_answer_with_200000_bad_media_urls_stalls_no_one(proxy, kind, header, found):
     url, pid = proxy
-    before = memory(pid)["VmRSS"]
+    before = memory_kib(pid)["VmRSS"] // 1024
     waits: list[float] = []
     done = threading.Event()
 
@@ -131,7 +124,7 @@ def test_an_answer_with_200000_bad_media_urls_stalls_no_one(proxy, kind, header,
     finally:
         done.set()
         neighbour.join()
-    peak = memory(pid)["VmHWM"] - before
+    peak = memory_kib(pid)["VmHWM"] // 1024 - before
     assert huge.status_code == 200 and len(huge.json()["output"]["media_url"]) in (1000, MEDIA_URLS)
     assert huge.headers[header] == found
     assert max(waits) < 1.0, f"the other caller waited up to {max(waits):.2f} s"

@@ -21,7 +21,7 @@
  * Environment: BOOGU_BASE_URL (the mock, e.g. http://127.0.0.1:41234), BOOGU_API_KEY,
  * BOOGU_BROKE_KEY (balance 0), BOOGU_THROTTLED_KEY (a rate-limit bucket of its own); the mock set up
  * as tools/client_smoke.py does (10 requests/s, bursts of 10; extra_fields progress and region).
- * Build, then run, from /work/main (clients/openapi-generator/smoke/java/README.md):
+ * Build, then run, from the repository root (docs/other-languages.md):
  *   mvn -B -q --no-transfer-progress -f clients/openapi-generator/smoke/java/reactor/pom.xml \
  *       -Dmaven.test.skip=true -Dmaven.javadoc.skip=true -Dmaven.source.skip=true package
  *   java -cp "build/clients/openapi-generator/java-smoke/classes:$(cat \
