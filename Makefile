@@ -12,9 +12,25 @@ export no_proxy := 127.0.0.1,localhost,$(no_proxy)
 
 # pytest-xdist, one worker per core; a test file stays on one worker (some share a gateway across tests).
 PYTEST_PARALLEL := -n auto --dist loadfile
+# `make test-fast`: the unit and in-process suites (no server process, build or real-time wait), ~25 s.
+TEST_FAST := contract_tests/spec contract_tests/codegen/test_generated_client.py \
+	contract_tests/codegen/test_generated_readme.py contract_tests/mock/test_backend.py \
+	contract_tests/mock/test_jobs.py contract_tests/mock/test_http.py contract_tests/mock/test_webhooks.py \
+	contract_tests/mock/test_wallet.py contract_tests/mock/test_ratelimit.py \
+	contract_tests/mock/test_in_process.py contract_tests/mock/test_media.py \
+	contract_tests/mock/test_capacity.py contract_tests/mock/test_plugin.py contract_tests/mock/test_gc_pacer.py \
+	contract_tests/mock/test_coalesce.py contract_tests/client/test_core.py \
+	contract_tests/client/test_client_respx.py contract_tests/client/test_batch.py \
+	contract_tests/client/test_gate.py
+# The tests keep compiled modules (and pytest their rewritten test modules) in build/pycache, even where
+# the environment sets PYTHONDONTWRITEBYTECODE: compiling everything afresh cost each pytest process
+# (and each mock or CLI process the tests start) seconds of CPU.
+TEST_TARGETS := test test-fast test-contract test-client test-ts
+$(TEST_TARGETS): export PYTHONDONTWRITEBYTECODE :=
+$(TEST_TARGETS): export PYTHONPYCACHEPREFIX := $(CURDIR)/build/pycache
 
 .PHONY: setup generate check-generated lint lint-python lint-spec spec-diff docs clients chromium test test-contract
-.PHONY: test-ts test-client demo mock bench bench-client bench-proxy dist fuzz clean
+.PHONY: test-ts test-client test-fast demo mock bench bench-client bench-proxy dist fuzz clean
 
 setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
 
@@ -66,10 +82,12 @@ dist: setup docs ## the two wheels a third party installs, in build/dist/ (no do
 chromium: ## Debian's chromium for the docs test, installed when missing (needs root or sudo)
 	bash tools/install_chromium.sh
 
+# The schemathesis CLI and the clients' smoke tests run beside pytest (each mostly waits on a socket).
 test: setup check-generated lint docs clients chromium ## everything: drift check, lint, all test suites
-	$(PY) -m tools.schemathesis_cli
-	$(PY) -m tools.client_smoke --no-build
-	$(PY) -m tools.run_pytest $(PYTEST_PARALLEL)
+	$(PY) -m tools.run_pytest $(PYTEST_PARALLEL) --beside tools.schemathesis_cli --beside "tools.client_smoke --no-build"
+
+test-fast: setup ## only the unit and in-process suites, for the edit loop (~25 s)
+	$(PY) -m tools.run_pytest $(PYTEST_PARALLEL) $(TEST_FAST)
 
 test-contract: setup ## only the contract suite
 	$(PY) -m tools.run_pytest contract_tests
@@ -89,8 +107,8 @@ mock: setup ## serve the mock gateway on http://127.0.0.1:8080
 fuzz: setup ## hypothesis against the mock's admin API and API edges with 1,500 examples each (~1 min)
 	FUZZ_EXAMPLES=1500 $(PY) -m pytest contract_tests/mock/test_fuzz.py -q -p no:cacheprovider
 
-bench: setup ## requests per second: mock vs bare Starlette vs Prism; then in-process mock vs respx stub
-	$(PY) -m tools.bench_mock
+bench: setup ## issue 20's figures in one table: mock vs bare Starlette under wrk, 200,000 held jobs, in-process vs respx, the proxy (~4 min; installs Debian's wrk when missing)
+	$(PY) -m tools.bench_mock $(BENCH_ARGS)
 
 bench-client: setup ## the client: polling lag (idle, busy fleet), throughput, 500 async waits, rate limits (~5 min)
 	$(PY) -m tools.bench_polling

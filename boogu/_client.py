@@ -58,6 +58,8 @@ from ._http import (
     Secret,
     TimeoutArg,
     as_timeout,
+    backstop,
+    bound_sockets,
     call_scope,
     client_args,
     pool_size,
@@ -192,12 +194,18 @@ class _ClientBase:
             connections=self._slots,
         )
 
-    def rate_limit_delay(self, retry_after: float | None) -> float:
-        """How long to wait after a `RateLimitError` before trying again: its `retry_after` (else 1 s,
-        at most the retry policy's `max_retry_after`), lengthened by a random share, so that calls
-        refused together come back apart."""
+    def rate_limit_delay(self, retry_after: float | None) -> float | None:
+        """How long to wait after a `RateLimitError` before trying again: its `retry_after` (else 1 s),
+        lengthened by a random share, so that calls refused together come back apart. None when the
+        wait is not worth it: a `Retry-After` longer than the retry policy's `max_retry_after`, or
+        one that ends past the deadline of the `time_limit` block."""
         engine = self._engine
-        wait = min(retry_after or 1.0, engine.retry.max_retry_after)
+        wait = retry_after or 1.0
+        deadline = engine.deadline()
+        if wait > engine.retry.max_retry_after or (
+            deadline is not None and engine.runtime.monotonic() + wait >= deadline
+        ):
+            return None
         return retry_after_delay(wait, engine.retry, engine.runtime.random())
 
     def time_limit(self, seconds: float | None) -> contextlib.AbstractContextManager[None]:
@@ -273,6 +281,7 @@ class Boogu(_ClientBase):
         super().__init__(api_key, options)
         self._sleep = sleep
         self._http = httpx.Client(**self._http_args(options, SYNC_HOOKS))
+        bound_sockets(self._http)
         self._connections = threading.BoundedSemaphore(self._slots)
         self.api = self._generated().set_httpx_client(self._http)
 
@@ -412,6 +421,7 @@ class AsyncBoogu(_ClientBase):
         super().__init__(api_key, options)
         self._sleep = sleep
         self._http = httpx.AsyncClient(**self._http_args(options, ASYNC_HOOKS))
+        bound_sockets(self._http)
         self._connections = PriorityGate(self._slots)
         self._polls = PollScheduler(self._engine.runtime.monotonic, sleep)
         self.api = self._generated().set_async_httpx_client(self._http)
@@ -507,7 +517,8 @@ class AsyncBoogu(_ClientBase):
             if call.on_send is not None and inspect.isawaitable(sent := call.on_send()):
                 await sent
             try:
-                return Exchange.of(await call.asyncio(client=self.api, **call.kwargs))
+                async with backstop(call.budget):
+                    return Exchange.of(await call.asyncio(client=self.api, **call.kwargs))
             except GENERATED_PARSE_ERRORS:
                 if scope.response is None:
                     raise
@@ -515,9 +526,12 @@ class AsyncBoogu(_ClientBase):
 
     async def _fetch(self, fetch: Fetch) -> Fetched:
         with call_scope(fetch.timeout, fetch.budget, MEDIA):
-            async with self._http.stream(
-                "GET", fetch.url, auth=None, timeout=fetch.timeout, follow_redirects=True
-            ) as response:
+            async with (
+                backstop(fetch.budget),
+                self._http.stream(
+                    "GET", fetch.url, auth=None, timeout=fetch.timeout, follow_redirects=True
+                ) as response,
+            ):
                 if response.status_code != 200:
                     return refused(response)
                 with Sink(fetch.path) as sink:

@@ -151,9 +151,12 @@ class Fetched:
 
 
 class Sink:
-    """Writes a streamed body to a file, keeping what the checks need; shared by both clients."""
+    """Writes a streamed body to a (`.part`) file, keeping what the checks need; shared by both clients
+    and by inline images. A write or close that fails (a full disk), or a body cut short, removes the
+    file: no part file is left behind."""
 
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._file: IO[bytes] = path.open("wb")
         self._size = 0
         self._head = b""
@@ -173,7 +176,22 @@ class Sink:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._file.close()
+        try:
+            self._file.close()  # a buffered write to a full disk fails here
+        except BaseException:
+            self._path.unlink(missing_ok=True)
+            raise
+        if exc is not None:
+            self._path.unlink(missing_ok=True)
+
+
+def publish(part: Path, path: Path) -> None:
+    """Rename a checked `.part` file to its name; if that fails, remove it."""
+    try:
+        os.replace(part, path)
+    except OSError:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def refused(response: httpx.Response) -> Fetched:
@@ -720,15 +738,15 @@ class Engine:
             except httpx.RequestError as exc:
                 error = exc
             if fetched is not None and fetched.status_code == 200:
-                encoded = fetched.headers.get("content-encoding", "identity") != "identity"
                 problem, retryable = check_image(
                     head=fetched.head,
                     size=fetched.size,
-                    content_length=None if encoded else fetched.headers.get("content-length"),
+                    # absent when the body came compressed (`_http.BodyGuard` decoded it)
+                    content_length=fetched.headers.get("content-length"),
                     expected_type=media_type,
                 )
                 if problem is None:
-                    os.replace(part, path)
+                    publish(part, path)
                     return
                 delay, reason = backoff_delay(retries, self.retry, self.runtime.random()), problem
                 in_time = deadline is None or delay < deadline - self.runtime.monotonic()
@@ -783,5 +801,6 @@ def _save_inline(url: str, path: Path, media_type: str) -> None:
     if problem is not None:
         raise DownloadError(f"bad inline image: {problem}", url=url[:64])
     part = path.with_name(path.name + ".part")
-    part.write_bytes(data)
-    os.replace(part, path)
+    with Sink(part) as sink:
+        sink.write(data)
+    publish(part, path)

@@ -9,18 +9,28 @@ The response hook also guards every body before it is read (`BodyGuard`): httpx'
 from the last byte, so a body trickling a byte a second never trips it, and `read()` takes a body of
 any size. An API answer must arrive whole within the read timeout and be at most `MAX_ANSWER_BYTES`;
 a download may go on past its read timeout only at `MIN_MEDIA_RATE`; and neither outlives the deadline
-of the call that asked for it.
+of the call that asked for it. A body the server compressed although asked not to is decoded here, a
+piece at a time, and held to a cap on what it decodes to (a few KiB of gzip can decode to gigabytes).
+
+Below httpx, every socket operation is bounded (`BoundedBackend`, on each connection pool of a client):
+httpcore gives each read its read timeout afresh, so a status line and headers dripped a byte at a
+time would never end. Each read, write and connect waits no longer than what is left of its call's
+deadline, and the status line and headers must arrive whole within the read timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
+import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+import httpcore
 import httpx
 
 from boogu_contract import wire
@@ -85,36 +95,80 @@ def capped(timeout: httpx.Timeout, seconds: float | None) -> httpx.Timeout:
 
 MAX_ANSWER_BYTES: Final = 4 * 1024 * 1024
 """The longest API answer (status object, acceptance or error body) read: a status object is a few KiB,
-so a longer one is refused at this size, never read whole into memory."""
+so a longer one is refused at this size, never read whole into memory. It counts the bytes on the wire
+and, for an answer compressed although the client asked for none, the bytes it decodes to."""
+MAX_DECODED_MEDIA_BYTES: Final = 64 * 1024 * 1024
+"""What a compressed download may decode to. Images come compressed already, so the gateway sends
+them as they are; a compressed one is decoded, and refused at this size: a few MiB of gzip of zeros
+decode to gigabytes. (An image sent as it is has no cap: it is streamed to its file.)"""
 MIN_MEDIA_RATE: Final = 64 * 1024
 """Bytes per second a download must average to go on past its read timeout: a large image on a slow
 link arrives whole, a trickle is abandoned."""
+DECODED_PIECE: Final = 64 * 1024
+"""The most a compressed body decodes to at a time: what one read of it can add to memory."""
+ASYNC_BACKSTOP: Final = 0.5
+"""Seconds after its deadline at which asyncio itself cancels an async call that is still running:
+only a transport whose sockets `BoundedBackend` does not see (one passed in `httpx_args`) gets there."""
 
 
 @dataclass(frozen=True)
 class BodyRules:
     max_bytes: int | None
+    """The cap on the bytes on the wire, and on what a compressed body decodes to (None: no cap)."""
     min_rate: float | None
     """Past the read timeout, the body goes on only while it averages this many bytes/s (None: never)."""
+    max_decoded: int | None
+    """The cap on what a compressed body decodes to."""
 
 
-ANSWER: Final = BodyRules(MAX_ANSWER_BYTES, None)
-MEDIA: Final = BodyRules(None, MIN_MEDIA_RATE)
+ANSWER: Final = BodyRules(MAX_ANSWER_BYTES, None, MAX_ANSWER_BYTES)
+MEDIA: Final = BodyRules(None, MIN_MEDIA_RATE, MAX_DECODED_MEDIA_BYTES)
 
 
-class BodyTooLarge(httpx.RequestError):
-    """An answer longer than its cap: refused at the cap. Not retried: the same call gets the same answer."""
+class AnswerRefused(httpx.DecodingError):
+    """A body that breaks a rule of its own (too large, encoded as asked not to be): refused, and not
+    retried, since the same call gets the same answer."""
+
+
+class BodyTooLarge(AnswerRefused):
+    """An answer longer than its cap, or that decodes to more: refused at the cap."""
 
 
 class BodyTooSlow(httpx.ReadTimeout):
     """A body still arriving past its read timeout or its call's deadline."""
 
 
+class _Inflater:
+    """A gzip or deflate body decoded a piece of at most `DECODED_PIECE` bytes at a time (httpx decodes
+    each read whole: 64 KiB of gzip of zeros become 64 MiB at once)."""
+
+    def __init__(self, encoding: str) -> None:
+        # gzip, or zlib-wrapped deflate (with 32 zlib also reads a gzip header)
+        self._inflate = zlib.decompressobj(zlib.MAX_WBITS | (16 if "gzip" in encoding else 32))
+
+    def decode(self, data: bytes) -> Iterator[bytes]:
+        """What `data` decodes to, in pieces; a full piece may leave more pending, so it asks again."""
+        while not self._inflate.eof:
+            try:
+                piece = self._inflate.decompress(data, DECODED_PIECE)
+            except zlib.error as exc:
+                raise httpx.DecodingError(f"the compressed body is corrupt: {exc}") from None
+            data = self._inflate.unconsumed_tail
+            if piece:
+                yield piece
+            if not data and len(piece) < DECODED_PIECE:
+                return
+
+
+DECODABLE: Final = frozenset({"gzip", "x-gzip", "deflate"})
+
+
 class BodyGuard(httpx.SyncByteStream, httpx.AsyncByteStream):
     """A response body that stops with `BodyTooLarge` or `BodyTooSlow` as soon as a chunk breaks the rules.
 
     `patience` (seconds from the first byte of the answer, its read timeout) is when a slow body is
-    abandoned; `deadline` (monotonic) is when any body is.
+    abandoned; `deadline` (monotonic) is when any body is. A body with a `Content-Encoding` (`encoding`)
+    comes out decoded, its decoded size held to `rules.max_decoded`.
     """
 
     def __init__(
@@ -125,6 +179,7 @@ class BodyGuard(httpx.SyncByteStream, httpx.AsyncByteStream):
         patience: float | None,
         deadline: float | None,
         declared: str | None,
+        encoding: str | None = None,
     ) -> None:
         self._inner = inner
         self._rules = rules
@@ -132,13 +187,21 @@ class BodyGuard(httpx.SyncByteStream, httpx.AsyncByteStream):
         self._patience = patience
         self._deadline = deadline
         self._declared = declared
+        self._encoding = encoding
+        self._inflater = _Inflater(encoding) if encoding in DECODABLE else None
         self._size = 0
+        self._decoded = 0
 
     def _admit(self) -> None:
         cap, declared = self._rules.max_bytes, self._declared
         if cap is not None and declared is not None and declared.isdigit() and int(declared) > cap:
             raise BodyTooLarge(
                 f"the answer is {int(declared)} bytes (Content-Length), over the {_mib(cap)} cap"
+            )
+        if self._encoding is not None and self._inflater is None:
+            raise AnswerRefused(
+                f"the answer is encoded as {self._encoding!r}, which the client did not ask for"
+                " and does not decode"
             )
 
     def _check(self, chunk: bytes) -> None:
@@ -162,19 +225,35 @@ class BodyGuard(httpx.SyncByteStream, httpx.AsyncByteStream):
                 f"the body took longer than the {self._patience:g} s read timeout ({self._size} bytes)"
             )
 
+    def _decode(self, chunk: bytes) -> Iterable[bytes]:
+        """`chunk` as it reads (decoded, a piece at a time), each piece held to the decoded cap."""
+        if self._inflater is None:
+            yield chunk
+            return
+        cap = self._rules.max_decoded
+        for piece in self._inflater.decode(chunk):
+            self._decoded += len(piece)
+            if cap is not None and self._decoded > cap:
+                raise BodyTooLarge(
+                    f"the body, sent {self._encoding}-compressed although the client asked for no"
+                    f" compression, decodes to over the {_mib(cap)} cap; not read further"
+                )
+            yield piece
+
     def __iter__(self) -> Iterator[bytes]:
         assert isinstance(self._inner, httpx.SyncByteStream)
         self._admit()
         for chunk in self._inner:
             self._check(chunk)
-            yield chunk
+            yield from self._decode(chunk)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         assert isinstance(self._inner, httpx.AsyncByteStream)
         self._admit()
         async for chunk in self._inner:
             self._check(chunk)
-            yield chunk
+            for piece in self._decode(chunk):
+                yield piece
 
     def close(self) -> None:
         if isinstance(self._inner, httpx.SyncByteStream):
@@ -196,6 +275,10 @@ class CallScope:
     """When (`time.monotonic()`) the call must have ended, its body included (None: no deadline)."""
     rules: BodyRules
     response: httpx.Response | None = None
+    awaiting_headers: bool = False
+    """A request has been sent and its status line and headers have not all arrived yet."""
+    headers_by: float | None = None
+    """When they must have: the read timeout after the first read for them."""
 
 
 _SCOPE: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar("boogu_call_scope", default=None)
@@ -215,33 +298,51 @@ def call_scope(
         _SCOPE.reset(token)
 
 
+@contextlib.asynccontextmanager
+async def backstop(budget: float | None) -> AsyncIterator[None]:
+    """asyncio's own timeout, `ASYNC_BACKSTOP` after the call's deadline: an async call ends then even
+    on a transport whose reads `BoundedBackend` does not bound. What it cuts short may have been sent."""
+    if budget is None:
+        yield
+        return
+    limit = asyncio.timeout(budget + ASYNC_BACKSTOP)
+    try:
+        async with limit:
+            yield
+    except TimeoutError:
+        if not limit.expired():
+            raise
+        raise httpx.ReadTimeout("the call was still running at its deadline") from None
+
+
 def _on_request(request: httpx.Request) -> None:
     scope = _SCOPE.get()
-    if scope is not None and scope.timeout is not None:
-        request.extensions["timeout"] = scope.timeout.as_dict()
+    if scope is not None:
+        scope.awaiting_headers, scope.headers_by = True, None
+        if scope.timeout is not None:
+            request.extensions["timeout"] = scope.timeout.as_dict()
 
 
 def _on_response(response: httpx.Response) -> None:
     """Keep the response, and guard its body (not read yet). Outside a scope (`client.api` used
-    directly) an answer is held to the API's rules with no deadline."""
+    directly) an answer is held to the API's rules with no deadline. A body compressed despite
+    `Accept-Encoding: identity` is decoded by the guard, so httpx is told it is not."""
     scope = _SCOPE.get()
     if scope is not None:
         scope.response = response
-    timeouts = dict(response.request.extensions.get("timeout") or {})
-    read = timeouts.get("read")
-    deadline = None if scope is None else scope.deadline
-    if deadline is not None:
-        # httpcore takes the read timeout of the body's reads when it starts reading it (after this
-        # hook): a body that stops arriving is abandoned at the deadline, not a read timeout after it.
-        left = max(deadline - time.monotonic(), 0.001)
-        timeouts["read"] = left if read is None else min(read, left)
-        response.request.extensions["timeout"] = timeouts
+        scope.awaiting_headers = False
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    declared = response.headers.get("content-length")
+    if encoding != "identity":
+        del response.headers["content-encoding"]
+        response.headers.pop("content-length", None)  # of the compressed body
     response.stream = BodyGuard(
         response.stream,
         rules=ANSWER if scope is None else scope.rules,
-        patience=read,
-        deadline=deadline,
-        declared=response.headers.get("content-length"),
+        patience=(response.request.extensions.get("timeout") or {}).get("read"),
+        deadline=None if scope is None else scope.deadline,
+        declared=declared,
+        encoding=None if encoding == "identity" else encoding,
     )
 
 
@@ -255,6 +356,211 @@ async def _on_response_async(response: httpx.Response) -> None:
 
 SYNC_HOOKS: Final = (_on_request, _on_response)
 ASYNC_HOOKS: Final = (_on_request_async, _on_response_async)
+
+
+# Bounded sockets ------------------------------------------------------------------------------------
+
+E = TypeVar("E", httpcore.ReadTimeout, httpcore.WriteTimeout, httpcore.ConnectTimeout)
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """The timeout of one socket operation, and what shortened it, for the error when it runs out."""
+
+    timeout: float | None
+    reason: str | None = None
+
+    def run(self, operation: Callable[[float | None], R], error: type[E]) -> R:
+        self._check(error)
+        try:
+            return operation(self.timeout)
+        except error:
+            raise self._expired(error) from None
+
+    async def arun(self, operation: Callable[[float | None], Awaitable[R]], error: type[E]) -> R:
+        self._check(error)
+        try:
+            return await operation(self.timeout)
+        except error:
+            raise self._expired(error) from None
+
+    def _check(self, error: type[E]) -> None:
+        if self.timeout is not None and self.timeout <= 0:
+            raise error(self.reason or "timed out")
+
+    def _expired(self, error: type[E]) -> E:
+        return error(self.reason or "timed out")
+
+
+def _bound(timeout: float | None, doing: str, *, reading: bool = False) -> _Bound:
+    """`timeout` for one socket operation of the call in scope, shortened to what is left of its
+    deadline and, while its status line and headers are awaited, of their read timeout."""
+    scope = _SCOPE.get()
+    if scope is None:
+        return _Bound(timeout)
+    now = time.monotonic()
+    limits: list[tuple[float, str]] = []
+    if scope.deadline is not None:
+        limits.append((scope.deadline - now, f"{doing} at the call's deadline"))
+    if reading and scope.awaiting_headers and timeout is not None:
+        if scope.headers_by is None:
+            scope.headers_by = now + timeout
+        limits.append(
+            (
+                scope.headers_by - now,
+                f"the status line and headers took longer than the {timeout:g} s read timeout",
+            )
+        )
+    if not limits:
+        return _Bound(timeout)
+    left, reason = min(limits)
+    return _Bound(timeout) if timeout is not None and timeout < left else _Bound(left, reason)
+
+
+def _connecting(timeout: float | None) -> _Bound:
+    return _bound(timeout, "no connection (or TLS) yet")
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        bound = _bound(timeout, "the answer was still arriving", reading=True)
+        return bound.run(lambda left: self._inner.read(max_bytes, left), httpcore.ReadTimeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        bound = _bound(timeout, "the request was still being sent")
+        bound.run(lambda left: self._inner.write(buffer, left), httpcore.WriteTimeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        start = self._inner.start_tls
+        return _BoundedStream(
+            _connecting(timeout).run(
+                lambda left: start(ssl_context, server_hostname, left), httpcore.ConnectTimeout
+            )
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _AsyncBoundedStream(httpcore.AsyncNetworkStream):
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        bound = _bound(timeout, "the answer was still arriving", reading=True)
+        return await bound.arun(lambda left: self._inner.read(max_bytes, left), httpcore.ReadTimeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        bound = _bound(timeout, "the request was still being sent")
+        await bound.arun(lambda left: self._inner.write(buffer, left), httpcore.WriteTimeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        start = self._inner.start_tls
+        return _AsyncBoundedStream(
+            await _connecting(timeout).arun(
+                lambda left: start(ssl_context, server_hostname, left), httpcore.ConnectTimeout
+            )
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class BoundedBackend(httpcore.NetworkBackend):
+    """httpcore's network backend with every socket operation bounded by `_bound`."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        connect = self._inner.connect_tcp
+        return self._connect(timeout, lambda left: connect(host, port, left, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        connect = self._inner.connect_unix_socket
+        return self._connect(timeout, lambda left: connect(path, left, socket_options))
+
+    def _connect(
+        self, timeout: float | None, connect: Callable[[float | None], httpcore.NetworkStream]
+    ) -> httpcore.NetworkStream:
+        return _BoundedStream(_connecting(timeout).run(connect, httpcore.ConnectTimeout))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class AsyncBoundedBackend(httpcore.AsyncNetworkBackend):
+    """`BoundedBackend` for asyncio."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        connect = self._inner.connect_tcp
+        return await self._connect(
+            timeout, lambda left: connect(host, port, left, local_address, socket_options)
+        )
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        connect = self._inner.connect_unix_socket
+        return await self._connect(timeout, lambda left: connect(path, left, socket_options))
+
+    async def _connect(
+        self, timeout: float | None, connect: Callable[[float | None], Awaitable[httpcore.AsyncNetworkStream]]
+    ) -> httpcore.AsyncNetworkStream:
+        return _AsyncBoundedStream(await _connecting(timeout).arun(connect, httpcore.ConnectTimeout))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def bound_sockets(client: httpx.Client | httpx.AsyncClient) -> None:
+    """Put `BoundedBackend` under every connection pool of `client` (its transport, and those of its
+    proxies); a transport without a pool of httpcore's (a mock's, one passed in) is left as it is.
+
+    httpx has no argument for a network backend, so this reaches into its transports' pools: pinned
+    to httpx 0.28, and proved by the tests of dripped headers."""
+    for transport in (client._transport, *client._mounts.values()):
+        pool: Any = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, BoundedBackend | AsyncBoundedBackend):
+            continue
+        if isinstance(backend, httpcore.NetworkBackend):
+            pool._network_backend = BoundedBackend(backend)
+        elif isinstance(backend, httpcore.AsyncNetworkBackend):
+            pool._network_backend = AsyncBoundedBackend(backend)
 
 
 DEFAULT_CONNECTIONS = 100

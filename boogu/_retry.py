@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from ._http import BodyTooLarge
+from ._http import AnswerRefused
 
 NEVER_SENT: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectError,
@@ -124,14 +124,15 @@ def decide(
     """Whether to try a call again after an answer (`status_code`) or a transport `error`, and when.
 
     Idempotent calls (status, downloads) are retried on 408, 429, 5xx and any transport error but an
-    answer over its size cap; a submit only on 429 and on errors that prove the request was never
-    sent. 4xx answers such as 400, 401, 402 and 403 are never retried: the same request gets the
-    same answer (and 402 is about money). A retry that would overrun `time_left` (a caller's
+    answer refused by its own rules (over its size cap, or compressed in a way the client does not
+    read); a submit only on 429 and on errors that prove the request was never sent. 4xx answers
+    such as 400, 401, 402 and 403 are never retried: the same request gets the same answer (and 402
+    is about money). A retry that would overrun `time_left` (a caller's
     deadline) is not made, nor one after a `Retry-After` beyond it or beyond `max_retry_after`.
     """
     reason = describe(status_code, error)
     if error is not None:
-        retryable = (idempotent or not request_was_sent(error)) and not isinstance(error, BodyTooLarge)
+        retryable = (idempotent or not request_was_sent(error)) and not isinstance(error, AnswerRefused)
     elif status_code is not None:
         retryable = status_code == 429 or (idempotent and (status_code == 408 or status_code >= 500))
     else:

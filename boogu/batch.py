@@ -19,7 +19,9 @@ and names it, and the line is waited for without paying twice.
 A journal is checked before it is trusted: each record carries a sequence number and a checksum,
 and the first one the count of records known on disk, so a record cut short, garbage, a block of
 zeros, records out of order or missing (a journal cut at half) are found; the batch then submits no
-line, since none can be proven never to have been submitted, unless told to trust it.
+line, since none can be proven never to have been submitted, unless told to trust it. Trusted once,
+it is trusted by later runs too: a `trusted` record says so, and a journal whose first record (its
+token, which every checksum needs) is damaged is resealed under a new one.
 
 A stopped batch (Ctrl-C, or a local write that failed: a full disk, a read-only folder) sends no
 submit after the stop, retries included, and gives those on the wire time to be answered and
@@ -39,6 +41,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
@@ -281,6 +284,8 @@ class Journal:
         """Where in the file the first record's `sealed` count is."""
         self._synced = 0
         self._syncing: asyncio.Future[None] | None = None
+        self._unsealed: list[dict[str, Any]] = []
+        """The records of a journal whose first record is damaged, for `vouch` to reseal."""
 
     def load(self, items: list[BatchItem]) -> dict[str, ItemState]:
         """Lock the journal, check its records and fold them into the state of each line."""
@@ -357,7 +362,9 @@ class Journal:
             else:
                 self.damage = [f"line {number}: the first record, which names the journal, is damaged"]
                 self._seq = self._synced = len(written)  # never a second first record
-            return [record for _, _, raw in written if (record := _parse(raw)) is not None]
+            records = [record for _, _, raw in written if (record := _parse(raw)) is not None]
+            self._unsealed = [] if self.legacy else records
+            return records
         self.token = token
         seal = len(first_line) - SEAL_WIDTH - 1  # as `_write` left it: `"sealed":        123}`
         if first_line[:seal].endswith(b'"sealed": ') and first_line[seal:-1].strip().isdigit():
@@ -395,12 +402,52 @@ class Journal:
         self._write({"event": event, "key": item.key, "fingerprint": item.fingerprint, **details})
 
     def vouch(self) -> None:
-        """Record that the user trusts the journal despite its `damage`, which later runs then accept."""
-        self._write({"event": "trusted", "damage": self.damage})
+        """Record that the user trusts the journal despite its `damage`, which later runs then accept.
+
+        A damaged first record took the journal's token with it, and with it the means to check any
+        record: such a journal is resealed instead (`_reseal`)."""
+        if self.token or self.legacy:
+            self._write({"event": "trusted", "damage": self.damage})
+        else:
+            self._reseal()
+
+    def _reseal(self) -> None:
+        """Rewrite the journal as the user vouched for it: a fresh first record (a new token, and the
+        damage trusted), then each record that could be read, in order, under the new token; the
+        damaged file is kept beside it (`<name>.damaged`). The new file is written, synced and locked
+        before it replaces the old one in one rename: a crash leaves the one or the other, and no run
+        can use either meanwhile. Deliveries to the webhook URLs of the old token prove nothing any
+        more, as they already could not: the token was lost with the first record."""
+        assert self._fd is not None, "load the journal first"
+        saved = (self._fd, self._end, self._allocated, self._seal_at, self._seq, self._synced)
+        fresh = self.path.with_name(f"{self.path.name}.resealed")
+        fd = os.open(fresh, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._fd, self._end, self._allocated, self._seal_at, self._seq = fd, 0, 0, None, 0
+            self.token = secrets.token_hex(8)
+            self._write({"event": "trusted", "damage": self.damage, "resealed": True})
+            for record in self._unsealed:
+                self._write({name: value for name, value in record.items() if name not in SEALING})
+            os.fsync(fd)
+            self._seal(self._seq)
+            os.fsync(fd)
+            shutil.copyfile(self.path, self.path.with_name(f"{self.path.name}.damaged"))
+            os.replace(fresh, self.path)
+            _sync_folder(self.path.parent)
+        except BaseException:
+            os.close(fd)
+            fresh.unlink(missing_ok=True)
+            self._fd, self._end, self._allocated, self._seal_at, self._seq, self._synced = saved
+            self.token = ""
+            raise
+        os.close(saved[0])  # the damaged file, and its lock: the new one holds ours
+        self._synced = self._seq
+        self._unsealed = []
 
     def _write(self, entry: dict[str, Any]) -> None:
         assert self._fd is not None, "load the journal first"
-        entry["at"] = datetime.now(UTC).isoformat()
+        entry.setdefault("at", datetime.now(UTC).isoformat())  # a resealed record keeps its time
         head = not self.legacy and self._seq == 0
         if not self.legacy:
             entry["seq"] = self._seq
@@ -487,6 +534,19 @@ class Journal:
         finally:
             os.close(self._fd)  # releases the lock
             self._fd = None
+
+
+SEALING = frozenset({"seq", "sum", "journal", "version", "sealed"})
+"""What a record carries for the journal's checks, not about its line: made anew when resealed."""
+
+
+def _sync_folder(path: Path) -> None:
+    """fsync a folder, so that a rename in it survives a power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _lines(data: bytes) -> Iterator[tuple[int, int, bytes]]:
@@ -591,6 +651,8 @@ class BatchSummary:
     accepted job is paid for unless it ends ERROR). Uncertain lines are not counted: see `uncertain`."""
     pending_lines: list[str] = field(default_factory=list)
     uncertain_lines: list[str] = field(default_factory=list)
+    rejected_lines: dict[str, str] = field(default_factory=dict)
+    """Each rejected (or invalid) line, with why: the gateway's answer, and why it was not retried."""
     files: list[str] = field(default_factory=list)
     interrupted: bool = False
     """Stopped before the end: by Ctrl-C, or by a `disk_error`."""
@@ -635,6 +697,7 @@ def summarize(items: list[BatchItem], states: dict[str, ItemState], *, interrupt
             summary.errors += 1
         elif state.phase in ("rejected", "invalid"):
             summary.rejected += 1
+            summary.rejected_lines[item.key] = state.detail or state.phase
         elif state.phase in ("uncertain", "submitting"):
             summary.uncertain += 1
             summary.uncertain_lines.append(item.key)
@@ -872,6 +935,8 @@ class BatchRunner:
             self.on_progress(item, state)
 
     async def _submit(self, item: BatchItem, state: ItemState) -> None:
+        """Submit the line, again after each 429 (it made no job) while its `Retry-After` is worth
+        waiting for; one beyond the cap or the time left leaves the line rejected for this run."""
         for _ in range(MAX_RATE_LIMITED_SUBMITS):
             retry_after = await self._submit_once(item, state)
             if retry_after is None:
@@ -927,7 +992,8 @@ class BatchRunner:
         self._advance(item, state, "accepted", request_id=found[0], detail="recovered from its webhook")
 
     async def _submit_once(self, item: BatchItem, state: ItemState) -> float | None:
-        """One submit and its journaled answer; the seconds to wait before another when rate limited."""
+        """One submit and its journaled answer; the seconds to wait before another when rate limited
+        (None: no other in this run)."""
         webhook = (
             None
             if self.webhook_url is None
@@ -941,8 +1007,11 @@ class BatchRunner:
             if state.phase == "submitting":  # journaled, then stopped before the request left
                 self._advance(item, state, "rejected", detail="not sent: the batch stopped")
             return None
-        except RateLimitError as exc:  # provably not accepted (journaled by the watch): try again later
-            return self.client.rate_limit_delay(exc.retry_after)
+        except RateLimitError as exc:  # provably not accepted (journaled by the watch): try again later,
+            delay = self.client.rate_limit_delay(exc.retry_after)
+            if delay is None:  # unless the gateway asks for longer than the cap or the time left
+                self._advance(item, state, "rejected", detail=str(exc))
+            return delay
         except APIConnectionError as exc:
             if exc.request_sent:
                 self._advance(item, state, "uncertain", detail=str(exc))

@@ -457,6 +457,7 @@ def show_table(summary: BatchSummary) -> None:
         ("pending lines", summary.pending_lines),
         ("unanswered at the stop", summary.unanswered_lines),
         ("unproven lines", summary.unproven_lines),
+        ("rejected lines", list(summary.rejected_lines)),
     ):
         if lines:
             table.add_row(name, escape(shortened(lines, SHOWN_LINES)))

@@ -19,21 +19,23 @@ what a gateway adds), so a schema cannot flag it; the names each schema lists ar
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 from urllib.parse import unquote, urlsplit
 
+import attrs
 import jsonschema_rs
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from ._contract import Contract, fast_valid, pointer_of
-from ._redact import REDACTED, is_secret, summarize_body
+from ._redact import REDACTED, blank_secrets, is_secret, summarize_body
 from .wire import KEY_HEADER, STATUS_PATH, STATUSES, TERMINAL_STATUSES, status_path, submit_model
 
 Side = Literal["request", "response"]
@@ -73,9 +75,11 @@ class ContractViolation:
 
 
 def redact(value: Any, secrets: Collection[str]) -> Any:
-    """A value safe to log and show: long strings cut, any secret (the caller's key) blanked out."""
-    value = summarize_body(value)
+    """A value safe to log and show: long strings cut, any secret (the caller's key) blanked out.
+
+    One copy of the value (its strings cut at each level of the walk, not the whole subtree again)."""
     if isinstance(value, str):
+        value = summarize_body(value)
         text = value[:MAX_SHOWN] + "…" if len(value) > MAX_SHOWN else value
         return REDACTED if any(secret and secret in value for secret in secrets) else text
     if isinstance(value, dict):
@@ -123,7 +127,14 @@ class Conformance:
         def add(pointer: str, rule: str, message: str, expected: str, value: Any) -> None:
             found.append(
                 ContractViolation(
-                    operation_id, None, "request", pointer, rule, message, expected, redact(value, secrets)
+                    operation_id,
+                    None,
+                    "request",
+                    pointer,
+                    rule,
+                    blank_secrets(message, secrets),
+                    expected,
+                    redact(value, secrets),
                 )
             )
 
@@ -178,7 +189,7 @@ class Conformance:
                     "response",
                     pointer,
                     rule,
-                    message,
+                    blank_secrets(message, secrets),  # jsonschema's messages show the value
                     expected,
                     redact(value, secrets),
                     severity,
@@ -551,10 +562,60 @@ def _notice(shape: _Shape, name: str, value: Any, at: str) -> tuple[str, str, st
     return at + pointer_of(name), message, f"properties: {_brief(list(shape.names))}", value
 
 
+BRANCH_ERRORS = 8
+"""Errors of each `oneOf`/`anyOf` branch kept in the error's `context`; the rest are not computed."""
+
+
+def _branch_errors(validator: Any, branches: list[Any], instance: Any) -> tuple[list[ValidationError], int]:
+    """The first `BRANCH_ERRORS` errors of each branch up to the first valid one, and its index (-1: none).
+
+    jsonschema lists every error of every branch before it decides: a million for a 1,000-item list
+    that matches no branch, each built with its message, where the first one settles the branch."""
+    found: list[ValidationError] = []
+    for index, branch in enumerate(branches):
+        errors = list(itertools.islice(validator.descend(instance, branch, schema_path=index), BRANCH_ERRORS))
+        if not errors:
+            return found, index
+        found += errors
+    return found, -1
+
+
+def _any_of(validator: Any, branches: list[Any], instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """jsonschema's `anyOf`, deciding each branch by its first errors (`_branch_errors`)."""
+    found, valid = _branch_errors(validator, branches, instance)
+    if valid < 0:
+        yield ValidationError(f"{instance!r} is not valid under any of the given schemas", context=found)
+
+
+def _one_of(validator: Any, branches: list[Any], instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """jsonschema's `oneOf`, deciding each branch by its first errors (`_branch_errors`)."""
+    found, valid = _branch_errors(validator, branches, instance)
+    if valid < 0:
+        yield ValidationError(f"{instance!r} is not valid under any of the given schemas", context=found)
+        return
+    more_valid = [each for each in branches[valid + 1 :] if validator.evolve(schema=each).is_valid(instance)]
+    if more_valid:
+        reprs = ", ".join(repr(each) for each in [*more_valid, branches[valid]])
+        yield ValidationError(f"{instance!r} is valid under each of {reprs}")
+
+
+_LeanValidator = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"anyOf": _any_of, "oneOf": _one_of}
+)
+
+
+def _lean(validator: Draft202012Validator) -> Any:
+    """The same validator (schema, registry, formats) with the lean `oneOf` and `anyOf`."""
+    fields = attrs.fields(cast(Any, type(validator)))
+    return _LeanValidator(**{f.alias: getattr(validator, f.name) for f in fields if f.init})
+
+
 def _schema_violations(validator: Draft202012Validator, body: Any) -> Iterator[Found]:
-    """Each schema error of a body, at the pointer of the offending value (a missing property: its own)."""
+    """Each schema error of a body, at the pointer of the offending value (a missing property: its own).
+
+    Called for the bodies that the fast check refused only, so the lean validator is built then."""
     seen: set[tuple[str, str]] = set()
-    for error in validator.iter_errors(body):
+    for error in _lean(validator).iter_errors(body):
         parts: list[str | int] = ["body", *error.absolute_path]
         if error.validator == "required" and isinstance(error.instance, dict):
             places = [

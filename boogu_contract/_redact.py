@@ -8,6 +8,7 @@ rather than by a list of the names we happen to know.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, AnyStr
@@ -28,7 +29,10 @@ MIN_SECRET_CHARS = 8
 `e` with it (and says which character it is)."""
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret(name: str) -> bool:
+    """Cached: the proxy asks of every header of every call, and the case-blind search of a dozen
+    words costs microseconds each time; callers send the same few names (the cache is bounded)."""
     return _SECRET_NAME.search(name) is not None
 
 
@@ -49,6 +53,8 @@ def secret_values(headers: Iterable[tuple[str, str]], *urls: str) -> list[str]:
     credential-like headers and query parameters, and the userinfo of `urls` (as sent and decoded)."""
     found = [value for name, value in headers if is_secret(name) and value]
     for url in urls:
+        if "?" not in url and "@" not in url:  # no query, no userinfo: nothing to parse (the hot path)
+            continue
         try:
             parts = urlsplit(url)
         except ValueError:  # `//[` is no URL: nothing in it is read as a credential, and it is redacted whole

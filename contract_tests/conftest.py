@@ -76,12 +76,39 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         require_reference()
 
 
+SLOWEST_FIRST = (
+    "packaging/test_readme_commands.py",
+    "mock/test_hostile.py",
+    "codegen/test_end_to_end.py",
+    "mock/test_schemathesis.py",
+    "packaging/test_wheel_install.py",
+    "client/test_deadlines.py",
+    "client/test_cli.py",
+    "proxy/test_proxy_limits.py",
+    "mock/test_webhook_bounds.py",
+    "proxy/test_cassette_limits.py",
+    "mock/test_fuzz.py",
+    "client/test_batch_faults.py",
+)
+"""The modules that take longest (mostly waiting on processes, the network or real time), longest
+first: `make test`'s pytest-xdist hands out whole modules in collection order (`--dist loadfile`),
+so these start at once instead of one of them running alone at the end. test_deadlines.py comes a
+little later than its length says: its real-time bounds are tight, and the first minute, with the
+schemathesis CLI and the smoke tests beside pytest, is the busiest."""
+
+
+def slowness_rank(item: pytest.Item) -> int:
+    relative = item.path.relative_to(TESTS_ROOT).as_posix() if item.path.is_relative_to(TESTS_ROOT) else ""
+    return SLOWEST_FIRST.index(relative) if relative in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """The coverage test runs last, after every test that produces responses."""
+    """The slowest modules first, each module's tests in their order (a stable sort); the coverage
+    test last, after every test that produces responses."""
     last = [item for item in items if item.name == COVERAGE_TEST]
-    items[:] = [item for item in items if item.name != COVERAGE_TEST] + last
+    items[:] = sorted((item for item in items if item.name != COVERAGE_TEST), key=slowness_rank) + last
 
 
 def whole_suite(session: pytest.Session) -> bool:

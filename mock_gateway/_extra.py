@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 
-MOCK_MODULES = ("starlette", "uvicorn", "aiohttp", "orjson", "PIL")
+MOCK_MODULES = ("starlette", "uvicorn", "httptools", "orjson", "PIL")
 INSTALL_HINT = "pip install 'boogu-image-toolkit[mock]'"
 
 

@@ -4,27 +4,24 @@
 - mock: the mock gateway (`python -m mock_gateway`), the server being measured;
 - bare: a bare Starlette app answering the same JSON under uvicorn, logging as the mock does: the
   ceiling for a Python server on this machine;
-- prism: Stoplight Prism mocking the same openapi.yaml: the usual alternative to this mock;
-- canned: a raw asyncio server answering prebuilt bytes: how fast the load generator goes when the
-  server costs next to nothing.
+- prism: Stoplight Prism mocking the same openapi.yaml: the usual alternative to this mock (not in
+  the default run).
 
-`python -m tools.bench_servers bare|canned --host H --port P` serves the last two. Their answers are
+`python -m tools.bench_servers bare --host H --port P` serves the bare app. Its answers are
 openapi.yaml's own examples, so they cost what the mock's do to send.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import json
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import httpx
 import uvicorn
@@ -40,7 +37,6 @@ from mock_gateway.testing import gateway_popen
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 _EXAMPLES: dict[str, Any] = load_spec()["components"]["examples"]
-QUEUED_BODY: dict[str, Any] = _EXAMPLES["QueuedTextToImage"]["value"]
 STATUS_BODY: dict[str, Any] = _EXAMPLES["StatusCompleted"]["value"]
 PLACEHOLDER_ID: str = STATUS_BODY["request_id"]
 """The spec's example request id: what the status load asks for when a server's submit gave none."""
@@ -83,7 +79,6 @@ def servers(prism_log_level: str) -> dict[str, Server]:
             submit_headers={"Prefer": "code=202"},
             startup_seconds=60.0,
         ),
-        "canned": Server("canned", [*own, "canned"]),
     }
 
 
@@ -99,8 +94,8 @@ def _answers(base_url: str) -> bool:
 
 
 @contextlib.contextmanager
-def started(server: Server, log: IO[bytes]) -> Iterator[tuple[int, int]]:
-    """Serve until the block ends: yields (port, pid); its output goes to `log`."""
+def started(server: Server, log: IO[bytes]) -> Iterator[tuple[str, int]]:
+    """Serve until the block ends: yields (base URL, pid); its output goes to `log`."""
     with contextlib.ExitStack() as stack:
         try:
             base_url, process = stack.enter_context(
@@ -117,7 +112,7 @@ def started(server: Server, log: IO[bytes]) -> Iterator[tuple[int, int]]:
         except RuntimeError as exc:
             log.seek(0)
             raise DidNotStart(f"{exc}\n{log.read().decode(errors='replace')[-2000:]}") from exc
-        yield int(base_url.rsplit(":", 1)[1]), process.pid
+        yield base_url, process.pid
 
 
 # The bench's own servers ------------------------------------------------------------------------
@@ -150,67 +145,14 @@ def bare_app() -> Starlette:
     )
 
 
-def _canned(status: int, reason: str, body: dict[str, Any]) -> bytes:
-    payload = json.dumps(body, separators=(",", ":")).encode()
-    head = f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-    head += f"content-length: {len(payload)}\r\n\r\n"
-    return head.encode() + payload
-
-
-class _Canned(asyncio.BufferedProtocol):
-    """Reads each request's head and body, answers a prebuilt response: near-zero server cost.
-
-    Reads go into one buffer all connections share, as in the load generator (`tools.bench_load`).
-    """
-
-    SUBMIT = _canned(202, "Accepted", QUEUED_BODY)
-    STATUS = _canned(200, "OK", STATUS_BODY)
-    SCRATCH = memoryview(bytearray(64 * 1024))
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.SCRATCH
-
-    def buffer_updated(self, nbytes: int) -> None:
-        assert self.transport is not None
-        self.buffer += self.SCRATCH[:nbytes]
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            head = bytes(self.buffer[:end]).lower()
-            length = 0
-            start = head.find(b"\r\ncontent-length:")
-            if start >= 0:
-                stop = head.find(b"\r\n", start + 2)
-                length = int(head[start + 17 : stop if stop >= 0 else None])
-            if len(self.buffer) < end + 4 + length:
-                return
-            del self.buffer[: end + 4 + length]
-            self.transport.write(self.SUBMIT if head.startswith(b"post") else self.STATUS)
-
-
-async def _serve_canned(host: str, port: int) -> None:
-    server = await asyncio.get_running_loop().create_server(_Canned, host, port)
-    async with server:
-        await server.serve_forever()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Serve one of the benchmark's own servers.")
-    p.add_argument("kind", choices=["bare", "canned"])
+    p.add_argument("kind", choices=["bare"])
     p.add_argument("--host", default=HOST)
     p.add_argument("--port", type=int, required=True)
     args = p.parse_args(argv)
-    if args.kind == "bare":
-        # Logging as the mock does: warnings only, no access log.
-        uvicorn.run(bare_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
-    else:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve_canned(args.host, args.port))
+    # Logging as the mock does: warnings only, no access log.
+    uvicorn.run(bare_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 

@@ -6,6 +6,7 @@ a tmpfs mounted for the test (we are root in CI), else an OSError injected at th
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import errno
 import json
@@ -15,18 +16,18 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from boogu_image_client.models import RequestStatus
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import boogu._flows
-from boogu import AsyncBoogu
+from boogu import AsyncBoogu, JobStatus, Result
 from boogu.batch import BatchRunner, BatchSummary, Journal, load_items
 from boogu.cli import ExitCode, main
 from boogu.webhooks import WebhookReceiver, log_record, read_webhook_log
-from contract_tests.client.helpers import mock_async_client, wallet
+from contract_tests.client.helpers import image_bytes, mock_async_client, status_body, wallet
 from mock_gateway.model import MockConfig
 from mock_gateway.testing import LiveServer, MockGateway
 
@@ -212,6 +213,50 @@ def test_a_local_write_error_stops_the_batch_with_one_line(
     assert journaled_jobs(journal) == created_jobs(served)
     assert len(created_jobs(served)) < 40 and summary["uncertain"] == 0
     assert summary["not_submitted"] + summary["rejected"] == 40 - len(created_jobs(served))
+
+
+class FullDisk:
+    """An image file on a disk that fills: `failing` ("write" or "close", where a buffered write
+    meets the full disk) raises ENOSPC after the bytes went to the file."""
+
+    def __init__(self, file: IO[bytes], failing: str) -> None:
+        self._file, self._failing = file, failing
+
+    def write(self, chunk: bytes) -> int:
+        written = self._file.write(chunk)
+        if self._failing == "write":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return written
+
+    def close(self) -> None:
+        self._file.close()
+        if self._failing == "close":
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("failing", ["write", "close"])
+@pytest.mark.parametrize("source", ["url", "inline"])
+async def test_an_image_that_cannot_be_written_leaves_no_part_file(
+    mock_gateway: MockGateway, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failing: str, source: str
+) -> None:
+    """A download (or a sync-mode image carried inline) whose write fails, or whose last buffered
+    bytes fail at close: the error goes to the caller, and neither `.part` file nor image is left."""
+    sink_init = boogu._flows.Sink.__init__
+
+    def on_full_disk(sink: boogu._flows.Sink, path: Path) -> None:
+        sink_init(sink, path)
+        sink._file = FullDisk(sink._file, failing)  # type: ignore[assignment]
+
+    async with mock_async_client(mock_gateway) as client:
+        result: Result | JobStatus = await client.generate("a fox")
+        if source == "inline":
+            data = base64.b64encode(image_bytes("JPEG")).decode()
+            media = {"media_url": [f"data:image/jpeg;base64,{data}"], "media_type": "image/jpeg"}
+            result = JobStatus.parse(status_body("COMPLETED", output=media))
+        monkeypatch.setattr(boogu._flows.Sink, "__init__", on_full_disk)
+        with pytest.raises(OSError, match="No space left on device"):
+            await client.download(result, tmp_path / "images")
+    assert list((tmp_path / "images").iterdir()) == []
 
 
 # 2. One line, one set of files ------------------------------------------------------------------
@@ -436,6 +481,40 @@ async def test_a_damaged_journal_submits_no_line_it_cannot_prove(
     assert trusted.completed == 10 and not trusted.unproven_lines
     assert len(created_jobs(mock_gateway)) == 5 + len(refused.unproven_lines)
     assert (after.journal_damage, after.completed) == ([], 10)  # vouched for once, not reported again
+
+
+async def test_a_damaged_first_record_is_resealed_once_trusted(
+    mock_gateway: MockGateway, tmp_path: Path
+) -> None:
+    """The first record names the journal (its token, which every checksum needs): damaged, no record
+    can be checked, and every run needed --trust-damaged-journal. Trusted once, the journal is
+    rewritten under a fresh first record, the damaged file kept beside it: the next run trusts it
+    without the flag, and pays for nothing twice."""
+    done = [{"prompt": f"fox {i}", "id": f"fox-{i}"} for i in range(5)]
+    grown = load_items(jsonl(tmp_path / "all.jsonl", [*done, {"prompt": "owl", "id": "owl"}]))
+    path = tmp_path / "j.jsonl"
+    async with mock_async_client(mock_gateway) as client:
+
+        def run(**options: Any) -> Awaitable[BatchSummary]:
+            return BatchRunner(client, grown, Journal(path), tmp_path / "out", **options).run()
+
+        await BatchRunner(
+            client, load_items(jsonl(tmp_path / "done.jsonl", done)), Journal(path), tmp_path / "out"
+        ).run()
+        damaged = b"X" + path.read_bytes()[1:]  # the first record is not JSON any more
+        path.write_bytes(damaged)
+        refused = await run()
+        trusted = await run(trust_damaged_journal=True)
+        after = await run()
+    assert "the first record, which names the journal, is damaged" in refused.journal_damage[0]
+    assert refused.unproven_lines == ["owl"] and refused.completed == 5
+    assert trusted.completed == 6 and trusted.journal_damage == refused.journal_damage
+    assert (after.journal_damage, after.unproven_lines, after.completed) == ([], [], 6)
+    assert len(created_jobs(mock_gateway)) == 6  # each line paid once
+    head = records(path)[0]
+    assert (head["event"], head["resealed"], head["seq"]) == ("trusted", True, 0)
+    assert (tmp_path / "j.jsonl.damaged").read_bytes() == damaged
+    assert not (tmp_path / "j.jsonl.resealed").exists()
 
 
 async def test_a_legacy_journal_is_read_as_before_and_reported(

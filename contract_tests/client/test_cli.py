@@ -379,11 +379,25 @@ def test_a_bad_batch_file_submits_nothing(
 # Rate limits, Ctrl-C and kills --------------------------------------------------------------
 
 
-@pytest.fixture
-def throttled_url() -> Iterator[str]:
-    """A mock that lets 2 calls a second through (burst 1): a batch spends most of its time waiting."""
+THROTTLE = {"rate": 2, "burst": 1}
+
+
+@pytest.fixture(scope="module")
+def throttled_process_url() -> Iterator[str]:
     with gateway_process("--speed", "100", "--rate-limit", "2:1") as url:
         yield url
+
+
+@pytest.fixture
+def throttled_url(throttled_process_url: str) -> str:
+    """A mock that lets 2 calls a second through (burst 1): a batch spends most of its time waiting.
+
+    One process for the module (a start costs seconds on a busy machine), fresh for each test: its
+    rate limit set again (a test lifts it) and reset, which refills the buckets and forgets every key."""
+    url = throttled_process_url
+    httpx.patch(f"{url}/__mock/config", json={"rate_limit": THROTTLE}).raise_for_status()
+    httpx.post(f"{url}/__mock/reset").raise_for_status()
+    return url
 
 
 def wait_for_event(journal_path: Path, process: subprocess.Popen[str], event: str) -> None:

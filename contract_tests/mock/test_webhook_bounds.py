@@ -4,6 +4,7 @@ at most `webhook_concurrency` sockets and slows no API call; one key cannot hold
 from __future__ import annotations
 
 import asyncio
+import resource
 import selectors
 import socket
 import threading
@@ -16,7 +17,8 @@ import pytest
 
 from mock_gateway.model._clock import ManualClock
 from mock_gateway.model._config import ConfigError, MockConfig
-from mock_gateway.model._webhooks import WebhookDispatcher
+from mock_gateway.model._webhooks import ATTEMPT_TIMEOUT, WebhookDispatcher
+from mock_gateway.server._limits import RESERVED_FDS, guarded_protocol
 from mock_gateway.testing import MockGateway, gateway_process
 
 KEY = {"Ocp-Apim-Subscription-Key": "test-key"}
@@ -92,6 +94,38 @@ def test_a_receiver_that_never_answers_holds_the_cap_of_sockets_and_slows_no_cal
     assert health < 1.0
 
 
+def test_advancing_the_clock_answers_within_10_s_when_the_receiver_never_answers() -> None:
+    """`POST /__mock/clock/advance` awaits the round of webhook attempts it makes due: 20 of them to a
+    black hole, 2 at a time, end at one attempt's timeout (`ATTEMPT_TIMEOUT`, 5 s), not after 10
+    rounds; the other deliveries stay pending, and other calls are served meanwhile."""
+    flags = ("--balance", "1000000", "--webhook-concurrency", "2")
+    with BlackHole() as hole, gateway_process(*flags) as base_url, httpx.Client(base_url=base_url) as client:
+        for _ in range(20):
+            headers = {**KEY, "X-Webhook-URL": hole.url}
+            assert client.post(TEXT_PATH, json=BODY, headers=headers).status_code == 202
+        healths: list[float] = []
+
+        def poll_health() -> None:
+            with httpx.Client(base_url=base_url) as other:
+                for _ in range(10):
+                    started = time.perf_counter()
+                    assert other.get("/__mock/health").status_code == 200
+                    healths.append(time.perf_counter() - started)
+                    time.sleep(0.2)
+
+        poller = threading.Thread(target=poll_health)
+        started = time.perf_counter()
+        poller.start()
+        answer = client.post("/__mock/clock/advance", json={"seconds": 60}, timeout=30)
+        took = time.perf_counter() - started
+        poller.join(10)
+        pending = [d for d in client.get("/__mock/webhooks").json() if d["state"] == "pending"]
+    assert answer.status_code == 200 and answer.json()["webhook_attempts"] >= 2
+    assert ATTEMPT_TIMEOUT - 0.5 < took < 10, f"the advance took {took:.1f} s"
+    assert len(pending) == 20 and hole.peak <= 2
+    assert len(healths) == 10 and max(healths) < 1
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
@@ -156,3 +190,23 @@ def test_a_key_past_its_unfinished_jobs_is_answered_429_until_one_finishes(
         assert other.status_code == 202  # the bound is per key
         clock.advance(15)
         assert http.post(TEXT_PATH, json=BODY, headers=error).status_code == 202
+
+
+class Configured:
+    def __init__(self, config: MockConfig) -> None:
+        self.config = config
+
+
+@pytest.mark.parametrize("concurrency", [1, 32, 1024])
+def test_webhook_sockets_come_out_of_the_connections_budget(
+    concurrency: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Client connections and webhook attempts together stay within the open-file limit less the
+    reserve (`ulimit -n` 1,200 here); `webhook_concurrency` (up to 1,024) once came on top of it."""
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (1200, 4096))
+    backend = Configured(MockConfig(webhook_concurrency=concurrency))
+    protocol: Any = guarded_protocol(backend)
+    assert protocol.connection_limit() + concurrency + RESERVED_FDS == 1200
+    assert guarded_protocol(backend, 5).connection_limit() == 5  # type: ignore[attr-defined]
+    backend.config = MockConfig(webhook_concurrency=1)  # PATCH /__mock/config: read on each use
+    assert protocol.connection_limit() == 1200 - RESERVED_FDS - 1

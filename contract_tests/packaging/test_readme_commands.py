@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from mock_gateway.testing import gateway_process
+from tools.openapi_generator import QUICK_JVM
 from tools.processes import run_captured
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -99,12 +100,23 @@ class Session:
     install_after: str | None
 
 
+BUILD_WRITTEN = {"dist", "try", "clients"}
+"""What the blocks write under build/ (`make dist`, its venv, the generator's configured folders):
+each shadow has its own, so no block replaces what `make clients` built while other tests read it."""
+
+
 def shadow_of_the_repository(folder: Path) -> Path:
-    """A folder that looks like the repository's root: a symlink to each of its top-level entries."""
+    """A folder that looks like the repository's root: a symlink to each of its top-level entries,
+    but build/, a folder of its own with a symlink to each entry of the repository's build/ that
+    the blocks only read (such as the HTML reference, which `make dist` packs)."""
     folder.mkdir()
     for entry in ROOT.iterdir():
-        if entry.name not in WRITTEN:
+        if entry.name not in WRITTEN and entry.name != "build":
             (folder / entry.name).symlink_to(entry)
+    (folder / "build").mkdir()
+    for entry in (ROOT / "build").iterdir() if (ROOT / "build").is_dir() else ():
+        if entry.name not in BUILD_WRITTEN:
+            (folder / "build" / entry.name).symlink_to(entry)
     return folder
 
 
@@ -138,6 +150,7 @@ def run(block: Block, folder: Path, base_url: str, tools: Path | None) -> Ran:
         "BOOGU_API_KEY": "test-key",
         "PATH": os.pathsep.join([*paths, str(Path(sys.executable).parent), os.environ["PATH"]]),
         "NO_COLOR": "1",
+        "JAVA_TOOL_OPTIONS": os.environ.get("JAVA_TOOL_OPTIONS", QUICK_JVM),
     }
     started = time.monotonic()
     script = block.code.replace(DOCUMENTED_MOCK, base_url)

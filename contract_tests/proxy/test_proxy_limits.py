@@ -58,11 +58,18 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def admin(request: Request) -> Response:
+    """An admin route of an upstream mock, seeing the headers the proxy passes on."""
+    SEEN.append((request.url.path, dict(request.headers)))
+    return JSONResponse({"status": "ok"})
+
+
 UPSTREAM = Starlette(
     routes=[
         Route(SUBMIT, submit, methods=["POST"]),
         Route("/v2/requests/status/{request_id}", status),
         Route("/__mock/health", health),
+        Route("/__mock/{name}", admin, methods=["POST"]),
     ]
 )
 
@@ -180,10 +187,29 @@ def test_the_admin_routes_need_the_token_beyond_loopback(upstream, tmp_path, too
     args = ("--upstream", upstream) if tool == "proxy" else (str(cassette),)
     route = "/__mock/violations" if tool == "proxy" else "/__mock/unmatched"
     environment: dict[str, Any] = {**os.environ, ADMIN_TOKEN_ENV: TOKEN}
-    with gateway_popen(*args, subcommand=[tool], host="0.0.0.0", env=environment) as (url, _):  # noqa: S104
-        refused = [httpx.request(method, f"{url}{route}") for method in ("GET", "DELETE")]
-        wrong = httpx.get(f"{url}{route}", headers={"Authorization": "Bearer not-the-token"})
-        allowed = httpx.get(f"{url}{route}", headers={"Authorization": f"Bearer {TOKEN}"})
-        health = httpx.get(f"{url}/__mock/health")
+    served = gateway_popen(*args, subcommand=[tool], host="0.0.0.0", env=environment)  # noqa: S104
+    with served as (url, _), httpx.Client(timeout=30) as http:  # busy machines: 5 s failed once
+        refused = [http.request(method, f"{url}{route}") for method in ("GET", "DELETE")]
+        wrong = http.get(f"{url}{route}", headers={"Authorization": "Bearer not-the-token"})
+        allowed = http.get(f"{url}{route}", headers={"Authorization": f"Bearer {TOKEN}"})
+        health = http.get(f"{url}/__mock/health")
     assert [answer.status_code for answer in [*refused, wrong]] == [401, 401, 401]
     assert (allowed.status_code, allowed.json(), health.status_code) == (200, [], 200)
+
+
+@pytest.mark.parametrize("upstream_token", [None, "upstream-admin-token"])
+def test_the_proxy_passes_its_own_admin_token_to_no_one(upstream, upstream_token):
+    """Its admin token once went upstream with every admin call it passed on (and every other call)."""
+    environment: dict[str, Any] = {**os.environ, ADMIN_TOKEN_ENV: TOKEN}
+    options = ["--upstream-admin-token", upstream_token] if upstream_token else []
+    own = {"Authorization": f"Bearer {TOKEN}"}
+    with gateway_popen("--upstream", upstream, *options, subcommand=["proxy"], env=environment) as (url, _):
+        SEEN.clear()
+        assert httpx.post(f"{url}/__mock/advance", headers=own).status_code == 200
+        assert httpx.post(f"{url}/__mock/advance").status_code == 401
+        httpx.get(f"{url}/v2/requests/status/{request_id()}", headers={**KEY, **own})
+        httpx.get(f"{url}/v2/requests/status/{request_id()}", headers={**KEY, "Authorization": "Basic eDp5"})
+    (admin_call, headers), (_, status_call), (_, other_call) = SEEN
+    assert admin_call == "/__mock/advance"
+    assert headers.get("authorization") == (f"Bearer {upstream_token}" if upstream_token else None)
+    assert "authorization" not in status_call and other_call["authorization"] == "Basic eDp5"

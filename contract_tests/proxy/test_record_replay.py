@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import pytest
 import vcr.serialize
 from vcr.serializers import yamlserializer
@@ -87,6 +88,14 @@ def test_the_cassette_keeps_no_key_and_images_by_hash(recorded):
     for image in images:
         assert image.stem == hashlib.sha256(image.read_bytes()).hexdigest()
         assert f"reference.media/{image.name}" in text
+
+
+def test_each_exchange_is_one_json_line(recorded):
+    """The lines the loader reads with orjson rather than YAML's parser (a 100k cassette in 2 s)."""
+    cassette, answers = recorded
+    header, *lines = cassette.read_bytes().splitlines()[1:]
+    assert header == b"interactions:" and len(lines) == len(answers)
+    assert all(line.startswith(b"- {") and orjson.loads(line[2:])["request"] for line in lines)
 
 
 def test_vcrpy_reads_the_cassette(recorded):

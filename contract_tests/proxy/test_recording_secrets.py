@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mock_gateway.testing import gateway_popen
+from mock_gateway.testing import ReplayGateway, gateway_popen
 
 from .drift import SUBMIT, request_id, served, status_body
 
@@ -125,3 +125,18 @@ def test_a_one_character_key_is_redacted_as_a_whole_value_only(recording):
     assert submitted["x-boogu"]["path"] == f"{SUBMIT}?subscription-key=[redacted]"
     assert PLAIN_TEXT in submitted["response"]["body"]["string"]
     assert submitted["request"]["body"] == '{"prompt":"my key is e"}'
+
+
+def test_a_recording_with_the_key_in_the_query_replays(recording):
+    """Replay redacts the asked path as the proxy did, so any key in the query matches `[redacted]`."""
+    folder, interactions = recording
+    poll = interactions[1]["x-boogu"]["path"].replace("[redacted]", "any-other-key")
+    keyed = {"Ocp-Apim-Subscription-Key": "k"}  # recorded with the key in the header too
+    with ReplayGateway(folder / "session.yaml") as replay, replay.http(headers=keyed) as http:
+        polled = http.get(poll)
+        downloaded = http.get("/files/echo.png?subscription-key=another-key")
+        unmatched = http.get("/v2/requests/status/x?subscription-key=not-recorded-key")
+    assert polled.status_code == 200 and polled.json()["status"] == "PROCESSING"
+    assert downloaded.status_code == 200 and downloaded.content.startswith(b"\x89PNG")
+    assert unmatched.status_code == 404 and "not-recorded-key" not in unmatched.text
+    assert "subscription-key=[redacted]" in unmatched.json()["message"]

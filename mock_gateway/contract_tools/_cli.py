@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ from starlette.types import ASGIApp
 
 from boogu_contract import redact_url, wire
 
-from ..server import AdminAuth, add_admin_options, admin_refusal, server_config
+from ..server import AdminAuth, add_admin_options, admin_refusal, check_token, server_config
 from ._cassette import CassetteError, CassetteWriter
 from ._proxy import ContractProxy
 from ._replay import ReplayApp
+
+UPSTREAM_ADMIN_TOKEN_ENV = "MOCK_GATEWAY_UPSTREAM_ADMIN_TOKEN"  # noqa: S105 - a variable name
 
 
 def add_commands(commands: Any) -> None:
@@ -49,6 +52,12 @@ def add_commands(commands: Any) -> None:
         metavar="URL",
         help="base of rewritten media URLs (default: the address each caller's connection reached)",
     )
+    proxy.add_argument(
+        "--upstream-admin-token",
+        default=os.environ.get(UPSTREAM_ADMIN_TOKEN_ENV),
+        help="the upstream mock's admin token, sent on the /__mock/* calls passed on "
+        f"(or {UPSTREAM_ADMIN_TOKEN_ENV}); the proxy's own --admin-token is never passed on",
+    )
     proxy.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the upstream")
     proxy.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024, help="largest body read")
     proxy.set_defaults(handler=run_proxy)
@@ -75,6 +84,8 @@ def run_proxy(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         timeout=args.timeout,
         max_body_bytes=args.max_body_bytes,
+        admin_token=args.admin_token,
+        upstream_admin_token=args.upstream_admin_token,
     )
     base_url = f"http://{args.host}:{args.port}"
     upstream = escape(redact_url(args.upstream))
@@ -109,6 +120,8 @@ def _admin_allowed(args: argparse.Namespace, console: Console) -> bool:
     """The mock's rule for its admin routes (`/__mock/violations`, `/__mock/unmatched`)."""
     try:
         refusal = admin_refusal(args.host, args.admin_token, args.insecure_admin)
+        if getattr(args, "upstream_admin_token", None) is not None:
+            check_token(args.upstream_admin_token)
     except ValueError as exc:
         refusal = str(exc)
     if refusal is not None:

@@ -27,18 +27,18 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
+import hmac
 import json
 import logging
 import mimetypes
 import re
 import threading
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 from starlette.types import Receive, Scope, Send
 
@@ -60,6 +60,7 @@ from ._asgi import (
     send_answer,
 )
 from ._cassette import EXCERPT_CHARS, CassetteWriter, Exchange, excerpt
+from ._upstream import Origin, Upstream, wire_target
 
 logger = logging.getLogger("mock_gateway.proxy")
 VIOLATIONS_HEADER = "x-contract-violations"
@@ -76,6 +77,9 @@ hundreds of MB. The answer is still forwarded (and recorded) whole."""
 MAX_CHECKED_VALUES = 20_000
 """Values (after cutting arrays) of a body that is checked; a larger one gets a `not-checked` notice,
 as the errors of a wide or nested one cost seconds and hundreds of MB all the same."""
+SMALL_BODY_BYTES = 2 * MAX_CHECKED_ITEMS
+"""Bodies up to this size need no walk: an array of more than `MAX_CHECKED_ITEMS` items takes more
+bytes (an item and a comma each), and no body holds more values than bytes."""
 _UNCHECKED = object()
 MAX_KEPT_PER_EXCHANGE = 20
 """Findings of one exchange kept and logged; the headers still count them all."""
@@ -115,10 +119,10 @@ class ViolationLog:
 
 
 class ContractProxy:
-    """An ASGI app that forwards to `upstream` over one shared aiohttp session.
+    """An ASGI app that forwards to `upstream` over keep-alive connections (`Upstream`).
 
-    aiohttp rather than httpx for the upstream calls: on loopback its round trip costs a fraction of
-    httpx.AsyncClient's, and that round trip is most of what the proxy adds (`make bench-proxy`).
+    The extra round trip is most of what the proxy adds (`make bench-proxy`): its own lean client
+    rather than httpx or aiohttp, whose request machinery cost more CPU than the exchange itself.
     """
 
     def __init__(
@@ -132,6 +136,8 @@ class ContractProxy:
         timeout: float = 60.0,
         max_body_bytes: int = 32 * 1024 * 1024,
         clock: Clock | None = None,
+        admin_token: str | None = None,
+        upstream_admin_token: str | None = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.conformance = conformance or Conformance()
@@ -144,24 +150,17 @@ class ContractProxy:
         self.clock = clock or SystemClock()
         self.violations = ViolationLog()
         self._upstream_secrets = secret_values((), self.upstream)
-        self._session: aiohttp.ClientSession | None = None
+        self._own_bearer = f"Bearer {admin_token}".encode() if admin_token else None
+        """`Authorization` that unlocks this proxy's admin routes: the proxy's, never passed on."""
+        self._upstream_bearer = f"Bearer {upstream_admin_token}" if upstream_admin_token else None
+        """`Authorization` of the `/__mock/*` calls passed on, for an upstream mock with a token."""
+        self._client = Upstream(timeout=timeout, max_body_bytes=max_body_bytes)
+        self._origin: Origin | None = None
         self._checker: ThreadPoolExecutor | None = None
         self._media: dict[str, str] = {}
         """Rewritten media: token → the upstream's URL. Only these URLs can be fetched through the proxy."""
         self._noticed: set[tuple[str, int, str]] = set()
         """(operation, status, pointer) of the notices logged so far at WARNING."""
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """One session for every call, opened on the first (it needs the running event loop)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                skip_auto_headers=("Content-Type", "User-Agent"),
-                trust_env=False,
-            )
-        return self._session
 
     @property
     def checker(self) -> ThreadPoolExecutor:
@@ -171,9 +170,7 @@ class ContractProxy:
         return self._checker
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.aclose()
         if self._checker is not None:
             self._checker.shutdown(wait=False, cancel_futures=True)
             self._checker = None
@@ -213,16 +210,25 @@ class ContractProxy:
         if path.startswith(MEDIA_PREFIX) and method == "GET":
             answer = await self._media_download(path, target, headers)
         else:
-            answer = await self._forward(method, target, path, headers, body, self._base_url(scope))
+            base = self._base_url(scope) if self.rewrite_media else ""
+            answer = await self._forward(method, target, path, query, headers, body, base)
         await send_answer(send, answer)
 
     async def _forward(
-        self, method: str, target: str, path: str, headers: list[tuple[str, str]], body: bytes, base: str
+        self,
+        method: str,
+        target: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        base: str,
     ) -> Answer:
         secrets = [*self._upstream_secrets, *secret_values(headers, target)]
         url = self.upstream + target
-        forwarded = end_to_end(headers)
-        answer = await self._exchange(method, url, forwarded, body)
+        forwarded = self._passed_on(headers, path)
+        where = functools.partial(self._upstream_at, path, query)
+        answer = await self._exchange(method, where, forwarded, body)
         if answer.own or path.startswith(f"{ADMIN_PREFIX}/"):
             return answer
         routed = self.conformance.route(method, path)
@@ -261,6 +267,22 @@ class ContractProxy:
                 )
             )
         return final
+
+    def _passed_on(self, headers: list[tuple[str, str]], path: str) -> list[tuple[str, str]]:
+        """The caller's end-to-end headers, but for this proxy's admin token, which is no one else's
+        to see; a `/__mock/*` call gets the upstream's admin token instead, when there is one."""
+        passed = end_to_end(headers)
+        if self._own_bearer is not None:
+            own = self._own_bearer
+            passed = [
+                (name, value)
+                for name, value in passed
+                if name.lower() != "authorization" or not hmac.compare_digest(value.encode("latin-1"), own)
+            ]
+        if self._upstream_bearer is not None and path.startswith(f"{ADMIN_PREFIX}/"):
+            passed = [(name, value) for name, value in passed if name.lower() != "authorization"]
+            passed.append(("authorization", self._upstream_bearer))
+        return passed
 
     def _check(
         self,
@@ -303,25 +325,24 @@ class ContractProxy:
             response_body = self._rewrite(answer.body, response_json, base)
         return [_with_id(v, request_id) for v in found], request_id, response_body
 
-    async def _exchange(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Answer:
-        """One call upstream; its failures become the proxy's own 502/504 answers."""
+    def _upstream_at(self, path: str, query: str) -> tuple[Origin, str]:
+        """Where a call to the proxy's `path` goes (a bad `upstream` URL: ValueError, a 502)."""
+        if self._origin is None:
+            self._origin = Origin.of(self.upstream)
+        return self._origin, wire_target(path, query)
+
+    async def _exchange(
+        self,
+        method: str,
+        where: Callable[[], tuple[Origin, str]],
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> Answer:
+        """One call upstream, to the origin and target `where` says; its failures (and a URL that
+        names no http(s) origin) become the proxy's own 502/504 answers."""
         try:
-            async with (
-                asyncio.timeout(self.timeout),
-                self.session.request(
-                    method,
-                    url,
-                    headers=[*headers, ("accept-encoding", "identity")],
-                    data=body or None,
-                    allow_redirects=False,
-                ) as response,
-            ):
-                content = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    content += chunk
-                    if len(content) > self.max_body_bytes:
-                        raise TooLarge
-                status, raw = response.status, response.raw_headers
+            origin, target = where()
+            reply = await self._client.request(method, origin, target, headers, body)
         except TimeoutError:
             return error_answer(
                 504, "Gateway Timeout", f"The upstream did not answer within {self.timeout:g} s."
@@ -329,14 +350,15 @@ class ContractProxy:
         except TooLarge:
             message = f"The upstream's answer is larger than the proxy reads ({self.max_body_bytes} bytes)."
             return error_answer(502, "Bad Gateway", message)
-        except aiohttp.ClientError as exc:
+        except (OSError, ValueError) as exc:
             return error_answer(
                 502, "Bad Gateway", f"The upstream could not be reached: {type(exc).__name__}."
             )
-        kept = end_to_end([(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw])
-        return Answer(status, kept, bytes(content))
+        return Answer(reply.status, end_to_end(reply.headers), reply.body)
 
     def _report(self, method: str, path: str, status: int, found: list[ContractViolation]) -> None:
+        if not found:  # the common case: no time to format
+            return
         at = iso_time(self.clock.now())
         if len(found) > MAX_KEPT_PER_EXCHANGE:
             logger.warning(
@@ -401,7 +423,8 @@ class ContractProxy:
         if url is None:
             return error_answer(404, "Not Found", f"No media URL of an answer seen by this proxy is {path}.")
         asked = end_to_end(headers)
-        answer = await self._exchange("GET", url, [(n, v) for n, v in asked if not is_secret(n)], b"")
+        passed = [(n, v) for n, v in asked if not is_secret(n)]
+        answer = await self._exchange("GET", functools.partial(Origin.split, url), passed, b"")
         if self.recorder is not None and not answer.own:
             secrets = secret_values(headers, target)
             self.recorder.record(
@@ -429,6 +452,8 @@ def _json(body: bytes) -> tuple[Any, bool]:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return body[: 4 * EXCERPT_CHARS].decode("utf-8", "replace"), False
+    if len(body) <= SMALL_BODY_BYTES:  # every API body: nothing to cut, nothing over budget
+        return document, True
     return (document if _within_budget(document) else _UNCHECKED), True
 
 
@@ -480,6 +505,8 @@ def _summary(found: Collection[ContractViolation]) -> str:
     """`0`, or `2; response /body/model_id required; response /status declared-status`, kept short.
 
     The same for notices: `1; response /body/progress unlisted-field`."""
+    if not found:
+        return "0"
     text = "; ".join([str(len(found)), *(v.summary() for v in found)])
     if len(text) > MAX_HEADER_CHARS:
         text = text[: MAX_HEADER_CHARS - 3] + "..."

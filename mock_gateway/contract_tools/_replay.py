@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from boogu_contract import Contract
+from boogu_contract import Contract, redact_url
 from boogu_contract.wire import ADMIN_PREFIX, KEY_HEADER
 
 from ._asgi import HOP_BY_HOP, Answer, TooLarge, error_answer, lifespan, read_body, send_answer
@@ -76,7 +76,7 @@ class ReplayApp:
                 413, "Payload Too Large", f"The replay reads bodies up to {self.max_body_bytes} bytes."
             )
         query = scope.get("query_string", b"").decode("latin-1")
-        target = path + (f"?{query}" if query else "")
+        target = redact_url(path + (f"?{query}" if query else ""))  # as the proxy recorded it: keyless
         has_key = any(name.lower() == _KEY and value for name, value in scope["headers"])
         found = self.matcher.match(method, target, body, has_key)
         if isinstance(found, Miss):

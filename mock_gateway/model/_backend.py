@@ -37,6 +37,14 @@ OUTCOME_HEADER = "X-Mock-Outcome"
 OUTCOMES: dict[str, Outcome] = {"completed": "COMPLETED", "failed": "FAILED", "error": "ERROR"}
 SAFETY_TRIGGER = re.compile(r"\bnsfw\b", re.IGNORECASE)
 """With enable_safety_checker, a prompt containing the word `nsfw` ends FAILED, as flagged content would."""
+
+
+def _flagged(prompt: str) -> bool:
+    # The regex is tried at every character (4 µs a submit), so a cheap test goes first; casefold
+    # maps what IGNORECASE matches (the long s, U+017F, is an s).
+    return "nsfw" in prompt.casefold() and SAFETY_TRIGGER.search(prompt) is not None
+
+
 MEDIA_PATH = re.compile(r"/media/(?P<request_id>[^/]+)/(?P<name>output(?:_(?P<index>\d+))?\.(?:jpeg|png))$")
 
 FAILED_MESSAGES: dict[str, str] = {
@@ -481,9 +489,10 @@ class GatewayBackend:
         else:
             steps, images = int(params["num_inference_steps"]), int(params["num_images"])
             queued, processing = timeline(steps, images, config.speed, config.queue_seconds)
-            with self._lock:  # drawn only with a spread, so seeded runs without one keep their draws
-                queued *= jitter(self.rng, config.duration_jitter)
-                processing *= jitter(self.rng, config.duration_jitter)
+            if config.duration_jitter:  # drawn only with a spread: seeded runs without one keep their draws
+                with self._lock:
+                    queued *= jitter(self.rng, config.duration_jitter)
+                    processing *= jitter(self.rng, config.duration_jitter)
         return self.workers.schedule(
             model_id, ready_at=now + queued, processing=processing, capacity=config.capacity, now=now
         )
@@ -612,7 +621,7 @@ class GatewayBackend:
             return forced, {"COMPLETED": None, "FAILED": FAILED_MESSAGES["forced"], "ERROR": ERROR_MESSAGE}[
                 forced
             ]
-        if params["enable_safety_checker"] and SAFETY_TRIGGER.search(str(params["prompt"])):
+        if params["enable_safety_checker"] and _flagged(str(params["prompt"])):
             return "FAILED", FAILED_MESSAGES["safety"]
         draw = self.rng.random()
         if draw < self.config.failed_rate:

@@ -10,7 +10,6 @@ import functools
 import heapq
 import random
 import threading
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -21,12 +20,14 @@ from boogu_contract.wire import TERMINAL_STATUSES
 Outcome = Literal["COMPLETED", "FAILED", "ERROR"]
 
 
-def uuid7(at: float, rng: random.Random) -> uuid.UUID:
-    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort by time."""
+def uuid7(at: float, rng: random.Random) -> str:
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids sort by time.
+    Formatted here, not by `uuid.UUID`, whose checks cost a submit 5 µs."""
     value = (int(at * 1000) & (2**48 - 1)) << 80
     value |= 0x7 << 76 | rng.getrandbits(12) << 64
     value |= 0b10 << 62 | rng.getrandbits(62)
-    return uuid.UUID(int=value)
+    digits = f"{value:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def media_filename(index: int, count: int, output_format: str) -> str:

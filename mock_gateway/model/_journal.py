@@ -12,8 +12,7 @@ import json
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -58,8 +57,9 @@ def clip_body(body: Any, limit: int) -> Any:
     return truncated(text[: min(limit, MAX_BODY_CHARS - 64)].decode("utf-8", "ignore"), len(text))
 
 
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
+class JournalEntry(NamedTuple):
+    """One API call as received and answered; a tuple, as one is made on every call."""
+
     id: int
     at: float
     method: str
@@ -123,7 +123,7 @@ class Journal:
     ) -> None:
         """`body_size` and `response_size` are the bytes on the wire, known to the caller for free."""
         limit = self._entry_bytes
-        head_size = len(path) + len(query) + sum(len(name) + len(value) for name, value in headers)
+        head_size = len(path) + len(query) + sum(map(len, itertools.chain.from_iterable(headers)))
         cut = head_size > limit or body_size > limit or response_size > limit
         if cut:
             path, query = path[:limit], query[:limit]

@@ -12,7 +12,7 @@ import bisect
 import math
 import random
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SECONDS_PER_STEP_IMAGE = 0.5
 """30 steps × 1 image = 15 s, the span between created_at and completed_at in the reference."""
@@ -40,8 +40,7 @@ def jitter(rng: random.Random, spread: float) -> float:
     return rng.lognormvariate(-sigma * sigma / 2, sigma)
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(NamedTuple):
     """A job's place on a worker: when it starts processing and when it finishes."""
 
     start: float

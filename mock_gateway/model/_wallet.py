@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ._clock import Clock
 
@@ -22,8 +21,9 @@ class InsufficientBalance(Exception):
     """The key cannot cover the hold; nothing was debited."""
 
 
-@dataclass(frozen=True)
-class LedgerEntry:
+class LedgerEntry(NamedTuple):
+    """One change of a balance; a tuple, as one is made on every hold and settlement."""
+
     at: float
     key: str
     reference: str

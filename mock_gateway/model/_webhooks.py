@@ -28,6 +28,9 @@ from ._clock import Clock
 Sender = Callable[[str, dict[str, Any]], Awaitable[int]]
 """POSTs the payload as JSON and returns the status code; raises on connection errors and timeouts."""
 
+ATTEMPT_TIMEOUT = 5.0
+"""Seconds one attempt may take, connection to answer: a receiver that never answers costs that, and
+`POST /__mock/clock/advance`, which awaits a round of attempts, answers within it."""
 DeliveryState = Literal["pending", "delivered", "failed", "blocked"]
 logger = logging.getLogger("mock_gateway")
 WARNED_REASONS_MAX = 1024
@@ -138,7 +141,7 @@ class WebhookDispatcher:
         backoff: float = 1.0,
         max_backoff: float = 30.0,
         max_records: int = 10_000,
-        attempt_timeout: float = 10.0,
+        attempt_timeout: float = ATTEMPT_TIMEOUT,
         concurrency: int = 32,
     ) -> None:
         if max_backoff < 0:
@@ -302,7 +305,7 @@ class WebhookDispatcher:
         status_code: int | None = None
         error: str | None = None
         try:
-            async with asyncio.timeout(self._attempt_timeout):  # whatever the sender's own timeouts
+            async with asyncio.timeout(self._attempt_timeout):  # whatever the sender's own (per-phase) ones
                 status_code = await self._sender(delivery.target, delivery.payload)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -346,7 +349,7 @@ async def post_json(url: str, payload: dict[str, Any]) -> int:
     """
     # trust_env=False: a proxy from the environment must not carry loopback deliveries elsewhere.
     async with httpx.AsyncClient(
-        timeout=5.0, verify=_tls(), follow_redirects=False, trust_env=False
+        timeout=ATTEMPT_TIMEOUT, verify=_tls(), follow_redirects=False, trust_env=False
     ) as client:
         response = await client.post(url, json=payload, headers={"User-Agent": "boogu-mock-gateway"})
         return response.status_code

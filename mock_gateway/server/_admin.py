@@ -12,6 +12,7 @@ from boogu_contract import docs_path, iso_time, load_spec, spec_path
 
 from ..model import LATEST, MAX_ADVANCE, ConfigError, GatewayBackend, GatewayError, check_key, parse_amount
 from ._api import error_response
+from ._api import method_not_allowed as method_not_allowed_error
 from ._json import strict_json
 
 Handler = Callable[[Request, GatewayBackend], Awaitable[Response]]
@@ -140,9 +141,5 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
-    headers = getattr(exc, "headers", None)  # Starlette's 405 carries the Allow header
-    return JSONResponse(
-        {"error": "Method Not Allowed", "message": f"{request.method} is not allowed on {request.url.path}"},
-        status_code=405,
-        headers=headers,
-    )
+    allow = getattr(exc, "headers", {}).get("Allow", "")  # Starlette's 405 carries the Allow header
+    return error_response(method_not_allowed_error(request.method, request.url.path, allow))

@@ -2,19 +2,24 @@
 
 All the gateway's behaviour lives in the backend; here are the headers, content type, body size and
 JSON parsing, turning its answers and `GatewayError`s into responses, and the journal entry of each call.
+
+The API routes are the mock's hot path, so they are served as raw ASGI (`ApiRoutes`): no Starlette
+Request, Response, router or middleware stack, which cost a status call a quarter of its CPU. The
+admin API and the docs stay on Starlette (`_app.py`), where convenience matters more than microseconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from boogu_contract import wire
 
@@ -25,128 +30,217 @@ logger = logging.getLogger("mock_gateway")
 _KEY = wire.KEY_HEADER.lower()
 _WEBHOOK = wire.WEBHOOK_HEADER.lower()
 _OUTCOME = OUTCOME_HEADER.lower()
+_JSON = (b"content-type", b"application/json")
+_IMMUTABLE = (b"cache-control", b"public, max-age=31536000, immutable")
+_PROMISED_LENGTH = (b"content-length", b"64")
+"""A dropped connection's answer promises a body it never sends."""
+_CLIENT_CLOSED_REQUEST = 499
+"""The journal's and log's status for a client that left before its body arrived (nginx's code)."""
 
 
 def error_response(error: GatewayError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
-class ApiResponse(Response):
-    """JSON by orjson, headers built directly: the API's answers are the mock's hot path."""
+def method_not_allowed(method: str, path: str, allow: str) -> GatewayError:
+    """The 405 of every route, API or admin, with the `Allow` header RFC 9110 asks for."""
+    return GatewayError(405, "Method Not Allowed", f"{method} is not allowed on {path}", {"Allow": allow})
 
-    media_type = "application/json"
 
-    def __init__(
-        self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
-    ) -> None:
-        self.status_code = status_code
-        self.body = orjson.dumps(content)
-        self.background = None
-        self.raw_headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(self.body)),
-        ]
-        for name, value in (headers or {}).items():
-            self.raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+class ClientGone(Exception):
+    """The client disconnected (a timeout, say) before its request body arrived."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response as ASGI sends it, kept whole for the journal."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+def json_answer(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Answer:
+    body = orjson.dumps(payload)
+    raw = [_JSON, (b"content-length", b"%d" % len(body))]
+    for name, value in (headers or {}).items():
+        raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    return Answer(status, body, raw)
+
+
+async def send_answer(send: Send, answer: Answer) -> None:
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 @dataclass(slots=True)
 class Call:
     """One API request on its way through, and what the journal records once it is answered."""
 
-    request: Request
+    scope: Scope
+    receive: Receive
     backend: GatewayBackend
     operation_id: str | None
+    params: dict[str, str]
+    served: bool
     body: Any = None
     body_size: int = 0
     answer: Any = None
+    answer_size: int = 0
+    """The JSON answer's bytes; a media file counts none, as the journal keeps no image."""
     created: str | None = None
     """The request_id of the job a submit created, journaled even when its answer is lost."""
     _headers: dict[str, str] | None = None
 
     @property
     def headers(self) -> dict[str, str]:
-        """The request's headers, decoded once (Starlette's `Headers` scans the list on every lookup)."""
+        """The request's headers, decoded once, the last of a repeated name winning."""
         if self._headers is None:
-            raw = self.request.scope["headers"]
+            raw = self.scope["headers"]
             self._headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
         return self._headers
 
-    def respond(self, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    def respond(self, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Answer:
         extra = self.backend.config.extra_fields
         if extra and isinstance(payload, dict):
             payload = {**extra, **payload}
-        self.answer = payload
-        return ApiResponse(payload, status, headers)
+        answer = json_answer(payload, status, headers)
+        self.answer, self.answer_size = payload, len(answer.body)
+        return answer
 
-    def journal(self, response: Response | None) -> None:
-        """Record the call; status 0 and no response mean the connection was dropped."""
-        request = self.request
-        request_id = request.path_params.get("request_id", self.created)
+    def journal(self, answer: Answer | None) -> None:
+        """Record the call; status 0 and no answer mean the connection was dropped."""
+        scope = self.scope
         self.backend.journal.record(
             at=self.backend.clock.now(),
-            method=request.method,
-            path=request.scope["path"],
-            query=request.scope["query_string"].decode("latin-1"),
-            headers=request.scope["headers"],
+            method=scope["method"],
+            path=scope["path"],
+            query=scope["query_string"].decode("latin-1"),
+            headers=scope["headers"],
             body=self.body,
             body_size=self.body_size,
-            status=response.status_code if response is not None else 0,
+            status=answer.status if answer is not None else 0,
             response=self.answer,
-            response_size=len(response.body) if isinstance(response, ApiResponse) else 0,
-            response_headers=response.raw_headers if response is not None else [],
+            response_size=self.answer_size,
+            response_headers=answer.headers if answer is not None else [],
             operation_id=self.operation_id,
-            request_id=request_id,
+            request_id=self.params.get("request_id", self.created),
         )
 
 
-ApiHandler = Callable[[Call], Awaitable[Response]]
+Handler = Callable[[Call], Awaitable[Answer]]
 
 
-def api(
-    backend: GatewayBackend, operation_id: str | None, handler: ApiHandler
-) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap an API route: gateway errors become their answers, the rest a 500; all is journaled."""
+def _pattern(template: str) -> re.Pattern[str]:
+    """A path template's regex: `{name}` is one non-empty segment, as in Starlette's routes."""
+    parts = re.split(r"\{(\w+)\}", template)
+    return re.compile(
+        "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts))
+    )
 
-    async def endpoint(request: Request) -> Response:
-        call = Call(request, backend, operation_id)
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """One API route: its path template, methods, handler and the spec operation it serves, if any."""
+
+    path: str
+    methods: tuple[str, ...]
+    handler: Handler
+    operation_id: str | None = None
+    pattern: re.Pattern[str] = field(init=False, repr=False)
+    allow: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        methods = (*self.methods, "HEAD") if "GET" in self.methods else self.methods
+        object.__setattr__(self, "methods", methods)
+        object.__setattr__(self, "pattern", _pattern(self.path))
+        object.__setattr__(self, "allow", ", ".join(methods))
+
+
+class ApiRoutes:
+    """Serve the API's routes: gateway errors become their answers, anything else the documented 500,
+    and every call is journaled. `handle` says whether the request was one of them."""
+
+    def __init__(self, backend: GatewayBackend, routes: Sequence[ApiRoute], *, served: bool) -> None:
+        self.backend = backend
+        self.routes = routes
+        self.served = served
+        """Behind a real HTTP server, a simulated dropped connection breaks the socket; in-process,
+        the exception itself reaches the client, already an httpx transport error."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        path, method = scope["path"], scope["method"]
+        refused = None
+        for route in self.routes:
+            match = route.pattern.fullmatch(path)
+            if match is None:
+                continue
+            if method in route.methods:
+                call = Call(scope, receive, self.backend, route.operation_id, match.groupdict(), self.served)
+                await self._serve(call, route.handler, send)
+                return True
+            refused = refused or route
+        if refused is None:
+            return False
+        await send_answer(send, _error_answer(method_not_allowed(method, path, refused.allow)))
+        return True
+
+    async def _serve(self, call: Call, handler: Handler, send: Send) -> None:
         try:
-            response = await handler(call)
+            answer = await handler(call)
         except GatewayError as exc:
-            response = call.respond(exc.body(), exc.status, exc.headers)
+            answer = call.respond(exc.body(), exc.status, exc.headers)
         except DroppedConnection:
             call.journal(None)
+            if self.served:  # a response cut short, which the server cannot complete: it closes the socket
+                await send({"type": "http.response.start", "status": 200, "headers": [_PROMISED_LENGTH]})
             raise
-        except ClientDisconnect:  # the client gave up (a timeout) before its body arrived: nothing done
+        except ClientGone:  # nothing was done
             call.journal(None)
-            return Response(status_code=499)
+            await send_answer(send, Answer(_CLIENT_CLOSED_REQUEST, b"", [(b"content-length", b"0")]))
+            return
         except Exception:  # never crash: the client gets the documented 500 body
-            logger.exception("unexpected error in %s %s", request.method, request.url.path)
+            logger.exception("unexpected error in %s %s", call.scope["method"], call.scope["path"])
             error = internal_error()
-            response = call.respond(error.body(), error.status)
-        call.journal(response)
-        backend.deliver_webhooks_soon()
-        return response
+            answer = call.respond(error.body(), error.status)
+        call.journal(answer)
+        self.backend.deliver_webhooks_soon()
+        await send_answer(send, answer)
 
-    return endpoint
+
+def _error_answer(error: GatewayError) -> Answer:
+    return json_answer(error.body(), error.status, error.headers)
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(413, "Payload Too Large", f"The request body is larger than {limit} bytes.")
+
+
+async def read_body(call: Call, limit: int) -> bytearray:
+    """The request body, refused (413) as soon as it passes `limit` bytes."""
+    declared = call.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks = bytearray()
+    while True:
+        message = await call.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunks += message.get("body", b"")
+        if len(chunks) > limit:
+            raise _too_large(limit)
+        if not message.get("more_body", False):
+            return chunks
 
 
 async def read_json(call: Call) -> Any:
-    request, limit = call.request, call.backend.config.max_body_bytes
     content_type = call.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         shown = repr(content_type) if content_type else "none"
         raise GatewayError(
             415, "Unsupported Media Type", f"Content-Type must be application/json, got {shown}."
         )
-    declared = call.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise GatewayError(413, "Payload Too Large", f"The request body is larger than {limit} bytes.")
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise GatewayError(413, "Payload Too Large", f"The request body is larger than {limit} bytes.")
+    chunks = await read_body(call, call.backend.config.max_body_bytes)
     try:
         body = strict_json(chunks)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN or Infinity
@@ -164,7 +258,7 @@ def base_url(call: Call) -> str:
     configured = call.backend.config.public_url
     if configured is not None:
         return configured
-    scope = call.request.scope
+    scope = call.scope
     host, port = scope.get("server") or ("127.0.0.1", 80)
     scheme = scope["scheme"]
     shown = f"[{host}]" if ":" in host else host
@@ -173,11 +267,11 @@ def base_url(call: Call) -> str:
     return f"{scheme}://{shown}{scope.get('root_path', '')}"
 
 
-async def submit(call: Call) -> Response:
-    request, backend = call.request, call.backend
-    model_id = wire.submit_model(request.scope["path"])
+async def submit(call: Call) -> Answer:
+    backend, path = call.backend, call.scope["path"]
+    model_id = wire.submit_model(path)
     if model_id is None:
-        raise GatewayError(404, "Not Found", f"No route for {request.url.path}")
+        raise GatewayError(404, "Not Found", f"No route for {path}")
     admission = backend.admit(call.headers.get(_KEY), model_id)
     await admission.wait()
     body = await read_json(call)
@@ -189,7 +283,7 @@ async def submit(call: Call) -> Response:
         webhook_url=webhook_url,
         outcome=call.headers.get(_OUTCOME),
         # Where a served mock listens; in-process, no webhook can reach it.
-        own_address=request.scope.get("server") if webhook_url and request.app.state.served else None,
+        own_address=call.scope.get("server") if webhook_url and call.served else None,
         body_size=call.body_size,
     )
     call.created = accepted.job.request_id
@@ -197,15 +291,14 @@ async def submit(call: Call) -> Response:
     return call.respond(answer.body, answer.status_code)
 
 
-async def status(call: Call) -> Response:
+async def status(call: Call) -> Answer:
     admission = call.backend.admit(call.headers.get(_KEY))
     await admission.wait()
-    return call.respond(call.backend.status(admission.key, call.request.path_params["request_id"]))
+    return call.respond(call.backend.status(admission.key, call.params["request_id"]))
 
 
-async def media(call: Call) -> Response:
-    params = call.request.path_params
-    image, media_type = await run_in_threadpool(call.backend.media, params["request_id"], params["name"])
-    return Response(
-        image, media_type=media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"}
-    )
+async def media(call: Call) -> Answer:
+    params = call.params
+    image, media_type = await asyncio.to_thread(call.backend.media, params["request_id"], params["name"])
+    length = (b"content-length", b"%d" % len(image))
+    return Answer(200, image, [(b"content-type", media_type.encode("latin-1")), length, _IMMUTABLE])

@@ -10,50 +10,36 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from boogu_contract import wire
 
 from ..model import DEFAULT_API_KEY, Clock, DroppedConnection, GatewayBackend, MockConfig, Sender
 from . import _admin as admin
 from ._admin_auth import AdminAuth, check_token
-from ._api import api, media, status, submit
+from ._api import ApiRoute, ApiRoutes, media, status, submit
 
 logger = logging.getLogger("mock_gateway")
 TICK_SECONDS = 0.05
 
 
-class DropConnections:
-    """For a served gateway: a `DroppedConnection` becomes a response cut short, which the HTTP
-    server cannot complete, so the client's connection breaks as it would on a network fault.
-    (In-process, the exception itself reaches the client, already an httpx transport error.)"""
+class GatewayApp(Starlette):
+    """Starlette for the admin API, the docs and the lifespan; the API's routes are served first, as
+    raw ASGI (`ApiRoutes`), because they are the mock's hot path."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, api_routes: ApiRoutes, **options: Any) -> None:
+        super().__init__(**options)
+        self.api_routes = api_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] == "http" and await self.api_routes.handle(scope, receive, send):
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except DroppedConnection:
-            if not started:
-                await send(
-                    {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
-                )
-            raise  # a response started and then failed: the server closes the socket
+        await super().__call__(scope, receive, send)
 
 
 def _not_a_dropped_connection(record: logging.LogRecord) -> bool:
@@ -70,7 +56,7 @@ def create_app(
     backend: GatewayBackend | None = None,
     served: bool = False,
     admin_token: str | None = None,
-) -> Starlette:
+) -> GatewayApp:
     """The mock gateway as an ASGI app; `app.state.backend` is its model, for tests to drive.
 
     `served` is for an app behind a real HTTP server (the CLI, the live-server fixture): there,
@@ -108,15 +94,17 @@ def create_app(
     operations = backend.contract.operations.values()
     (status_operation,) = (op for op in operations if op.path == wire.STATUS_PATH)
     at = wire.ADMIN_PREFIX
-    routes = [
-        Route(wire.STATUS_PATH, api(backend, status_operation.operation_id, status), methods=["GET"]),
+    api_routes = [
+        ApiRoute(wire.STATUS_PATH, ("GET",), status, status_operation.operation_id),
         *(
-            Route(op.path, api(backend, op.operation_id, submit), methods=["POST"])
+            ApiRoute(op.path, ("POST",), submit, op.operation_id)
             for op in operations
             if op.method == "POST" and wire.submit_model(op.path) is not None
         ),
-        Route("/{model}/v1/{name}", api(backend, None, submit), methods=["POST"]),
-        Route("/media/{request_id}/{name}", api(backend, None, media), methods=["GET"]),
+        ApiRoute("/{model}/v1/{name}", ("POST",), submit),
+        ApiRoute("/media/{request_id}/{name}", ("GET",), media),
+    ]
+    routes = [
         Route("/openapi.yaml", admin.openapi_yaml, methods=["GET"]),
         Route("/openapi.json", admin.openapi_json, methods=["GET"]),
         Route("/docs", admin.docs, methods=["GET"]),
@@ -130,14 +118,12 @@ def create_app(
         Route(f"{at}/webhooks", admin.endpoint(admin.list_webhooks), methods=["GET"]),
         Route(f"{at}/clock/advance", admin.endpoint(admin.advance_clock), methods=["POST"]),
     ]
-    app = Starlette(
+    app = GatewayApp(
+        ApiRoutes(backend, api_routes, served=served),
         routes=routes,
         lifespan=lifespan,
         exception_handlers={404: admin.not_found, 405: admin.method_not_allowed},
-        middleware=[
-            *([Middleware(AdminAuth, token=check_token(admin_token))] if admin_token is not None else []),
-            *([Middleware(DropConnections)] if served else []),
-        ],
+        middleware=[Middleware(AdminAuth, token=check_token(admin_token))] if admin_token is not None else [],
     )
     app.state.backend = backend
     app.state.served = served

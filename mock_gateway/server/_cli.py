@@ -15,6 +15,7 @@ from boogu_contract import wire
 from ..model import DEFAULT_API_KEY, MockConfig, check_key
 from ._admin_auth import add_admin_options, admin_refusal
 from ._app import create_app
+from ._gc import CollectionPacer
 from ._limits import server_config
 
 
@@ -159,5 +160,10 @@ def serve(args: argparse.Namespace) -> int:
     console.print(f"  Admin:    {admin}/health, {admin}/config, {admin}/requests, ...  ({locked})")
     console.print(f"  Spec:     {base_url}/openapi.yaml")
     options = {"host": args.host, "port": args.port, "log_level": args.log_level}
-    uvicorn.Server(server_config(app, max_connections=args.max_connections, **options)).run()
+    pacer = CollectionPacer()
+    pacer.install()  # this process is the mock's alone: jobs held for an hour cost no full collections
+    try:
+        uvicorn.Server(server_config(app, max_connections=args.max_connections, **options)).run()
+    finally:
+        pacer.uninstall()
     return 0

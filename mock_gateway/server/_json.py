@@ -22,7 +22,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
-_LONG_INTEGER = re.compile(rb"\d{19}")
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+"""Every digit to `0`, every other byte to a space: a run of 19 digits becomes a run of 19 zeros,
+which `in` finds in one pass (a regex `\\d{19}` is tried at every byte: 10 µs for a 300-byte body)."""
+_LONG_RUN = b"0" * 19
 _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_JSON_DEPTH = 32
 """The spec's bodies nest 3 levels; deeper JSON is refused before anything walks it recursively."""
@@ -38,7 +41,7 @@ def strict_json(data: bytes | bytearray) -> Any:
     whatever orjson will not parse, and any integer of 19 digits or more, which orjson would turn
     into a float.
     """
-    if not _LONG_INTEGER.search(data):
+    if _LONG_RUN not in data.translate(_DIGITS_ONLY):
         with contextlib.suppress(orjson.JSONDecodeError):
             value = orjson.loads(data)
             # Too few brackets to nest too deep: the common case, no walk.

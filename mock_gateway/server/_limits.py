@@ -34,6 +34,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..model import MockConfig
+from ._coalesce import CoalescingTransport
 
 SHUTDOWN_SECONDS = 2
 """After SIGTERM, requests still running after this are cancelled: the process exits within 5 s."""
@@ -42,7 +43,8 @@ KEEP_ALIVE_SECONDS = 20
 (httpx 5 s, aiohttp 15 s), so a client never reuses a connection the server is closing at that moment:
 with equal timeouts, a client polling every 5 s met a closed connection now and then (ReadError)."""
 RESERVED_FDS = 64
-"""File descriptors kept for everything but client sockets: the listener, webhooks, logs."""
+"""File descriptors kept for everything but sockets: the listener, logs, files. Webhook sockets
+(`webhook_concurrency`) come out of the connections' share, so that `max_connections` stays true."""
 STATUS_TEXT = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
@@ -53,12 +55,15 @@ def error_response(status: int, message: str) -> bytes:
     return f"{head}content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
 
 
+def socket_budget() -> int:
+    """The file descriptors the process may open for sockets: its limit less the reserve."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 30 if soft == resource.RLIM_INFINITY else soft - RESERVED_FDS
+
+
 def default_max_connections() -> int:
     """As many connections as the process may open file descriptors, less a reserve."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 4096
-    return max(16, min(4096, soft - RESERVED_FDS))
+    return max(16, min(4096, socket_budget()))
 
 
 class Configured(Protocol):
@@ -78,6 +83,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     backend: Configured
     max_connections: int
+    sockets: int
+    """`socket_budget()`: client connections and webhook attempts share it."""
+
+    @classmethod
+    def connection_limit(cls) -> int:
+        """`max_connections`, within the sockets that webhook attempts leave (`webhook_concurrency`
+        is read on each use: `PATCH /__mock/config` may change it)."""
+        return max(1, min(cls.max_connections, cls.sockets - cls.backend.config.webhook_concurrency))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,11 +100,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
         # uvicorn arms its idle timer only after a response; arm it for a first request too.
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
-        if len(self.connections) > self.max_connections:
+        if len(self.connections) > self.connection_limit():
             self._make_room()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -209,14 +223,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if other is not self and (cycle is None or cycle.response_complete):
                 other.transport.close()
                 return
-        self._refuse(503, f"The mock serves at most {self.max_connections} connections at once.")
+        self._refuse(503, f"The mock serves at most {self.connection_limit()} connections at once.")
 
 
 def guarded_protocol(backend: Configured, max_connections: int | None = None) -> type[HttpToolsProtocol]:
     return type(
         "GuardedHttpToolsProtocol",
         (GuardedHttpToolsProtocol,),
-        {"backend": backend, "max_connections": max_connections or default_max_connections()},
+        {
+            "backend": backend,
+            "max_connections": max_connections or default_max_connections(),
+            "sockets": socket_budget(),
+        },
     )
 
 
