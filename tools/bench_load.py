@@ -94,14 +94,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime and stime, fields 14 and 15
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise ValueError(f"no VmRSS for process {pid}")
-
-
 def wrk_command(base_url: str, load: Load, connections: int, threads: int, seconds: int) -> list[str]:
     command = [WRK, f"-c{connections}", f"-t{threads}", f"-d{seconds}s", "-s", str(SCRIPT)]
     for name, value in load.headers.items():

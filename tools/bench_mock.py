@@ -42,9 +42,10 @@ from boogu_contract import load_spec, wire
 from mock_gateway.model import DEFAULT_API_KEY
 from mock_gateway.model._budget import JOB_RECORD_BYTES
 from tools import bench_inprocess, bench_proxy
-from tools.bench_load import Load, ensure_wrk, load_until, measure, rss_bytes, run_wrk
+from tools.bench_load import Load, ensure_wrk, load_until, measure, run_wrk
 from tools.bench_report import OPERATIONS, Goal, Row, Runs, as_json, comparison_rows, print_table, show
 from tools.bench_servers import PLACEHOLDER_ID, DidNotStart, Server, servers, started
+from tools.processes import memory_kib
 
 SUBMIT_PATH = wire.submit_path("boogu-image")
 _SUBMIT = load_spec()["paths"][SUBMIT_PATH]["post"]["requestBody"]["content"]["application/json"]
@@ -171,7 +172,8 @@ def bench_held(mock: Server, held: int, settings: Settings) -> tuple[list[Row], 
         err.print(f"[bold]held: filling a mock with {held:,} jobs[/bold]")
         # The first submits fill caches and the allocator's pools: the baseline is taken after them.
         run_wrk(full.base_url, full.loads["submit"], settings.connections, settings.threads, 1)
-        rss, jobs, started_at = rss_bytes(full.pid), jobs_held(full.base_url), time.monotonic()
+        rss = memory_kib(full.pid)["VmRSS"] * 1024
+        jobs, started_at = jobs_held(full.base_url), time.monotonic()
         progress = [started_at, jobs]  # when and at how many jobs it was last reported
 
         def enough() -> bool:
@@ -190,7 +192,7 @@ def bench_held(mock: Server, held: int, settings: Settings) -> tuple[list[Row], 
         )
         total, seconds = jobs_held(full.base_url), time.monotonic() - started_at
         filled = total - jobs
-        grown = rss_bytes(full.pid) - rss
+        grown = memory_kib(full.pid)["VmRSS"] * 1024 - rss
         err.print(f"  {filled:,} jobs in {seconds:.0f} s, RSS +{grown / 2**20:,.0f} MiB")
         for turn in range(settings.rounds):
             err.print(f"[bold]held, round {turn + 1} of {settings.rounds}[/bold]")

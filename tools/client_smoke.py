@@ -32,8 +32,6 @@ really happened. Smoke tests run four at a time, each report printed whole with 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import re
 import shutil
@@ -45,7 +43,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import httpx
@@ -112,44 +109,8 @@ def unittest_counts(report: str) -> tuple[int, int]:
     return (int(ran[1]) - failed if ran else 0), failed
 
 
-RECORD = ".openapi-generator/boogu-generation.json"
-"""Written in a generated folder once its generation succeeded: its inputs, the generator's warnings."""
-
-
-def generation_inputs(language: str) -> str:
-    """What a generation depends on: the spec, the language's config and the generator's version."""
-    digest = hashlib.sha256()
-    for path in (openapi_generator.SPEC, openapi_generator.config(language)):
-        digest.update(path.read_bytes())
-    digest.update(metadata.version("openapi-generator-cli").encode())
-    return digest.hexdigest()
-
-
-def generate(language: str) -> openapi_generator.Generated:
-    """One language into its config's folder, with the record that lets the tests reuse it."""
-    generated = openapi_generator.generate(language)
-    record = {"inputs": generation_inputs(language), "warnings": list(generated.warnings)}
-    (generated.output / RECORD).write_text(json.dumps(record, indent=1) + "\n")
-    return generated
-
-
-def reusable_generation(language: str) -> openapi_generator.Generated | None:
-    """The generation in build/clients/ when its record says it came from today's inputs, else None.
-
-    contract_tests/codegen/test_openapi_generator.py checks these instead of generating every
-    language again (a JVM each) right after `make clients` did."""
-    output = openapi_generator.default_output(language)
-    try:
-        record = json.loads((output / RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-    if record.get("inputs") != generation_inputs(language):
-        return None
-    return openapi_generator.Generated(language, output, tuple(record["warnings"]))
-
-
 def build_typescript_fetch() -> None:
-    generate("typescript-fetch")
+    openapi_generator.generate("typescript-fetch")
     npm_run("clients:typescript-fetch:compile")
 
 
@@ -162,7 +123,7 @@ def toolchain(name: str) -> str:
 
 def build_go() -> None:
     """`go build` of the smoke module, which requires the generated module and replaces it by its folder."""
-    generate("go")
+    openapi_generator.generate("go")
     command = [
         toolchain("go"),
         "-C",
@@ -178,7 +139,7 @@ def build_go() -> None:
 
 def build_rust() -> None:
     """`cargo build --locked` of the smoke crate, which depends on the generated crate by path."""
-    generate("rust")
+    openapi_generator.generate("rust")
     manifest = SMOKE_DIR / "rust" / "Cargo.toml"
     command = [toolchain("cargo"), "build", "--quiet", "--locked", "--manifest-path", str(manifest)]
     subprocess.run([*command, "--target-dir", str(RUST_TARGET)], check=True)
@@ -197,14 +158,14 @@ def maven(pom: Path, phase: str) -> None:
 
 def build_java() -> None:
     """The generated project, with its own generated pom, and the smoke program: one reactor build."""
-    generate("java")
+    openapi_generator.generate("java")
     maven(SMOKE_DIR / "java" / "reactor" / "pom.xml", "package")
 
 
 def build_kotlin() -> None:
     """The generator writes only a Gradle build: the smoke pom compiles the generated sources with the
     program, with the Kotlin compiler from Maven, at the generated build.gradle's versions."""
-    generate("kotlin")
+    openapi_generator.generate("kotlin")
     maven(SMOKE_DIR / "kotlin" / "pom.xml", "compile")
 
 
@@ -215,7 +176,7 @@ def jvm(classpath_file: Path, main_class: str) -> list[str]:
 
 
 def build_python() -> None:
-    generated = generate("python")
+    generated = openapi_generator.generate("python")
     if not (PYTHON_VENV / "bin" / "python").is_file():
         venv.create(PYTHON_VENV, with_pip=True)
     pip = [
@@ -413,11 +374,11 @@ def generate_missing(built: Sequence[Client]) -> None:
     again, not compiled (same inputs, same files), two at a time."""
     names = {client.name for client in built}
     missing = [name for name in openapi_generator.languages() if name not in names]
-    missing = [name for name in missing if reusable_generation(name) is None]
+    missing = [name for name in missing if openapi_generator.reusable(name) is None]
 
     def one(language: str) -> None:
         started = time.monotonic()
-        generate(language)
+        openapi_generator.generate(language)
         say(f"client_smoke: {language} generated in {time.monotonic() - started:.1f} s (not built)")
 
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -13,6 +13,8 @@ silences the log, and the log is what the generator test checks).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -21,6 +23,7 @@ import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import yaml
@@ -91,13 +94,44 @@ def validate() -> str:
     return run("validate", "-i", str(SPEC))
 
 
+RECORD = ".openapi-generator/boogu-generation.json"
+"""Written in a generated folder once its generation succeeded: its inputs, the generator's warnings."""
+
+
+def generation_inputs(language: str) -> str:
+    """What a generation depends on: the spec, the language's config and the generator's version."""
+    digest = hashlib.sha256()
+    for path in (SPEC, config(language)):
+        digest.update(path.read_bytes())
+    digest.update(metadata.version("openapi-generator-cli").encode())
+    return digest.hexdigest()
+
+
 def generate(language: str, output: Path | None = None) -> Generated:
-    """Generate one language from its committed config, into `output` (default: the config's)."""
+    """Generate one language from its committed config, into `output` (default: the config's), with
+    the record that lets `reusable` find it again."""
     target = output or default_output(language)
     shutil.rmtree(target, ignore_errors=True)
     log = run("generate", "-c", str(config(language)), "-o", str(target))
     warnings = tuple(dict.fromkeys(match["message"].strip() for match in WARNING.finditer(log)))
+    record = {"inputs": generation_inputs(language), "warnings": list(warnings)}
+    (target / RECORD).write_text(json.dumps(record, indent=1) + "\n")
     return Generated(language, target, warnings)
+
+
+def reusable(language: str) -> Generated | None:
+    """The generation in its config's folder when its record says it came from today's inputs, else None.
+
+    contract_tests/codegen/test_openapi_generator.py checks these instead of generating every
+    language again (a JVM each) right after `make clients` did."""
+    output = default_output(language)
+    try:
+        record = json.loads((output / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("inputs") != generation_inputs(language):
+        return None
+    return Generated(language, output, tuple(record["warnings"]))
 
 
 def generate_all(names: Iterable[str], into: Path | None = None) -> list[Generated]:

@@ -1,4 +1,5 @@
-"""Run a command to its end (or a timeout) and keep everything it printed, for tools and tests alike."""
+"""Processes, for tools and tests alike: run a command to its end (or a timeout) and keep everything it
+printed; read a running process's memory and CPU as the kernel counts them."""
 
 from __future__ import annotations
 
@@ -26,3 +27,9 @@ def run_captured(
         output = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else exc.output or ""
         return None, output
     return result.returncode, result.stdout
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (the peak) of process `pid`, in KiB, from /proc/<pid>/status."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {name: int(fields[name].split()[0]) for name in ("VmRSS", "VmHWM")}

@@ -55,7 +55,7 @@ from contract_tests.client.helpers import (
     make_client,
     status_body,
 )
-from contract_tests.process_memory import memory_kib
+from tools.processes import memory_kib
 
 TIMEOUT = 3.9
 """The commands' --timeout. A body dripped every 2 s sends a byte at 0, 2 and 4 s after its call

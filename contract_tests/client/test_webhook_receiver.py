@@ -20,7 +20,7 @@ import pytest
 
 from boogu import webhooks
 from boogu.webhooks import DEFAULT_PATH, WebhookReceiver, line_webhook_url, read_webhook_log, webhook_path
-from contract_tests.process_memory import memory_kib
+from tools.processes import memory_kib
 
 STATUS = {
     "request_id": "boogu-image_1",

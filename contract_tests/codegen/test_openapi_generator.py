@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools import client_smoke, openapi_generator
+from tools import openapi_generator
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -132,7 +132,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, openapi_gen
     spec, config and generator (their record says so), the others generated here, in tmp."""
     require_generator()
     started = time.monotonic()
-    reused = {language: client_smoke.reusable_generation(language) for language in LANGUAGES}
+    reused = {language: openapi_generator.reusable(language) for language in LANGUAGES}
     missing = [language for language, found in reused.items() if found is None]
     results = openapi_generator.generate_all(missing, tmp_path_factory.mktemp("openapi-generator"))
     print(

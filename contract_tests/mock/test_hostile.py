@@ -23,13 +23,13 @@ import httpx
 import pytest
 
 from boogu_contract.wire import ADMIN_TOKEN_ENV as TOKEN_ENV
-from contract_tests.process_memory import memory_kib
 from mock_gateway import cli
 from mock_gateway.model._budget import JOB_RECORD_BYTES
 from mock_gateway.model._clock import ManualClock
 from mock_gateway.model._config import MockConfig
 from mock_gateway.model._webhooks import WebhookDispatcher, check_webhook_target
 from mock_gateway.testing import MockGateway, gateway_popen
+from tools.processes import memory_kib
 
 KEY = {"Ocp-Apim-Subscription-Key": "test-key"}
 TEXT_PATH = "/boogu-image/v1/boogu-image-request"

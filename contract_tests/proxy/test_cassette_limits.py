@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from boogu_contract.wire import ADMIN_PREFIX
-from contract_tests.process_memory import memory_kib
 from mock_gateway.contract_tools._cassette import (
     MAX_CASSETTE_BYTES,
     CassetteError,
@@ -26,6 +25,7 @@ from mock_gateway.contract_tools._cassette import (
 )
 from mock_gateway.contract_tools._replay import MAX_UNMATCHED, ReplayApp
 from mock_gateway.testing import LiveServer, gateway_popen
+from tools.processes import memory_kib
 
 ONE = "- request: {{method: GET, uri: 'http://g{path}'}}\n  response: {{status: {{code: 200}}, {rest}}}\n"
 

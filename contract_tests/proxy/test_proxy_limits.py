@@ -20,10 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from boogu_contract.wire import ADMIN_TOKEN_ENV
-from contract_tests.process_memory import memory_kib
 from mock_gateway.cli import main
 from mock_gateway.contract_tools import OWN_ANSWER_HEADER
 from mock_gateway.testing import gateway_popen
+from tools.processes import memory_kib
 
 from .drift import SUBMIT, request_id, served, status_body
 

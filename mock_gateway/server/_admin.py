@@ -141,5 +141,5 @@ async def not_found(request: Request, exc: Exception) -> Response:
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:
-    allow = getattr(exc, "headers", {}).get("Allow", "")  # Starlette's 405 carries the Allow header
+    allow = (getattr(exc, "headers", None) or {}).get("Allow", "")  # Starlette's 405 carries it
     return error_response(method_not_allowed_error(request.method, request.url.path, allow))
