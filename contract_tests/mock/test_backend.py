@@ -772,6 +772,20 @@ def test_edit_derives_from_the_mocks_own_media_url(backend: GatewayBackend, cloc
     assert backend.media(stand_in.job.request_id, "output.jpeg")[0] != derived
 
 
+def test_a_remote_image_is_stood_in_for_when_rendered_not_at_submit(
+    backend: GatewayBackend, clock: ManualClock
+) -> None:
+    """The submit renders nothing and holds no image (it held the event loop 16 ms); the images still
+    derive from the URL, the same each time, and differ from another URL's."""
+    first = edit(backend, "https://elsewhere.test/photo.png", seed=1)
+    assert first.job.source is None
+    again = edit(backend, "https://elsewhere.test/photo.png", seed=1)
+    other = edit(backend, "https://elsewhere.test/other.png", seed=1)
+    finish(backend, clock, 30)
+    images = [backend.media(s.job.request_id, "output.jpeg")[0] for s in (first, again, other)]
+    assert images[0] == images[1] != images[2]
+
+
 def test_edit_of_an_unfinished_mock_image_is_accepted_and_ends_error_uncharged(
     backend: GatewayBackend, clock: ManualClock
 ) -> None:

@@ -630,8 +630,9 @@ class GatewayBackend:
             return "ERROR", ERROR_MESSAGE
         return "COMPLETED", None
 
-    def _load_source(self, image_url: str) -> bytes | str:
-        """The edit's input: a data URI, one of this mock's own images, or (offline) a stand-in image.
+    def _load_source(self, image_url: str) -> bytes | str | None:
+        """The edit's input: a data URI or one of this mock's own images; None for any other URL, which
+        the mock (offline) stands in for when it renders the job's images (`_stand_in`).
 
         An input that cannot be loaded is returned as the reason why: the gateway fetches the image
         after accepting the job, so such a job is accepted and ends ERROR, not answered 400.
@@ -650,8 +651,13 @@ class GatewayBackend:
                 return self.media(match["request_id"], match["name"])[0]
             except GatewayError:
                 return f"image_url: the mock's image {image_url!r} is not available"
-        # No network here: stand in for the remote image with one derived from its URL.
-        stand_in = media.RenderSpec(
+        return None
+
+    @staticmethod
+    def _stand_in(image_url: str) -> bytes:
+        """No network here: a remote image is stood in for by one derived from its URL. Rendered with
+        the job's images, not at submit, where it held the event loop 16 ms and the job 28 KB more."""
+        spec = media.RenderSpec(
             prompt=image_url,
             negative_prompt="",
             width=512,
@@ -662,13 +668,16 @@ class GatewayBackend:
             guidance_scale=4.0,
             num_inference_steps=20,
         )
-        return media.render(stand_in)[0]
+        return media.render(spec)[0]
 
     def _render(self, job: Job) -> list[bytes]:
         cached = [self._media_cache.get((job.request_id, i)) for i in range(job.num_images)]
         if all(image is not None for image in cached):
             return [image for image in cached if image is not None]
         width, height = media.image_dimensions(job.params["image_size"])
+        source = job.source
+        if source is None and "image_url" in job.params:
+            source = self._stand_in(str(job.params["image_url"]))
         images = media.render(
             media.RenderSpec(
                 prompt=str(job.params["prompt"]),
@@ -680,7 +689,7 @@ class GatewayBackend:
                 num_images=job.num_images,
                 guidance_scale=float(job.params["guidance_scale"]),
                 num_inference_steps=int(job.params["num_inference_steps"]),
-                source=job.source,
+                source=source,
                 image_guidance_scale=float(job.params.get("image_guidance_scale", 1.0)),
             )
         )

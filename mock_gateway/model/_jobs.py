@@ -52,7 +52,7 @@ class Job:
     webhook_url: str | None
     cost: Decimal
     source: bytes | None = None
-    """The input image of an edit, encoded."""
+    """The input image of an edit, encoded; None for a remote image, stood in for when rendered."""
     webhook_refusal: str | None = None
     """Why the mock will not call `webhook_url` (not loopback or allowlisted, or itself): kept `blocked`."""
     settled: bool = field(default=False, compare=False)
