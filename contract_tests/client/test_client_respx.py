@@ -41,6 +41,7 @@ from boogu import (
     UnknownStatusError,
     WaitTimeoutError,
 )
+from boogu_contract import shared_tls_context
 from contract_tests.client.helpers import (
     BASE,
     RID,
@@ -540,6 +541,15 @@ def test_the_pool_is_sized_to_the_client_and_keeps_every_connection_alive(clock:
         assert client._slots == 7  # what the caller chose wins
     with pytest.raises(ValueError, match="max_connections"):
         make_client(clock, max_connections=0)
+
+
+def test_clients_share_one_tls_context_unless_given_their_own(clock: FakeClock) -> None:
+    """httpx builds a context for each client (40 ms of CPU loading the CA bundle): one serves all."""
+    with make_client(clock) as first, make_client(clock) as second:
+        contexts = [client._http._transport._pool._ssl_context for client in (first, second)]  # type: ignore[attr-defined]
+        assert contexts[0] is contexts[1] is shared_tls_context()
+    with make_client(clock, httpx_args={"verify": False}) as own:
+        assert own._http._transport._pool._ssl_context is not shared_tls_context()  # type: ignore[attr-defined]
 
 
 async def test_no_more_calls_are_in_flight_than_connections(

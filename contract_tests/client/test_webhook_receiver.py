@@ -20,6 +20,7 @@ import pytest
 
 from boogu import webhooks
 from boogu.webhooks import DEFAULT_PATH, WebhookReceiver, line_webhook_url, read_webhook_log, webhook_path
+from boogu_contract import shared_tls_context
 from tools.processes import memory_kib
 
 STATUS = {
@@ -32,7 +33,7 @@ STATUS = {
 
 
 def post(url: str, body: object = STATUS) -> int:
-    return httpx.post(url, json=body, timeout=10).status_code
+    return httpx.post(url, json=body, timeout=10, verify=shared_tls_context()).status_code
 
 
 def test_the_default_path_is_the_documented_one() -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import heapq
 import ipaddress
 import itertools
 import logging
-import ssl
 import threading
 import time
 from collections import deque
@@ -21,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from boogu_contract import redact_url, without_userinfo
+from boogu_contract import redact_url, shared_tls_context, without_userinfo
 
 from ._clock import Clock
 
@@ -336,12 +334,6 @@ class WebhookDispatcher:
             del self._deliveries[self._finished.popleft()]
 
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """Built once: a new httpx client would otherwise load the CA bundle on every delivery."""
-    return ssl.create_default_context()
-
-
 async def post_json(url: str, payload: dict[str, Any]) -> int:
     """Deliver one webhook: POST the status object as JSON and report the HTTP status.
 
@@ -349,7 +341,7 @@ async def post_json(url: str, payload: dict[str, Any]) -> int:
     """
     # trust_env=False: a proxy from the environment must not carry loopback deliveries elsewhere.
     async with httpx.AsyncClient(
-        timeout=ATTEMPT_TIMEOUT, verify=_tls(), follow_redirects=False, trust_env=False
+        timeout=ATTEMPT_TIMEOUT, verify=shared_tls_context(), follow_redirects=False, trust_env=False
     ) as client:
         response = await client.post(url, json=payload, headers={"User-Agent": "boogu-mock-gateway"})
         return response.status_code

@@ -11,6 +11,7 @@ from typing import Any, Self
 import httpx
 from boogu_image_client import AuthenticatedClient
 
+from boogu_contract import shared_tls_context
 from boogu_contract.wire import ADMIN_PREFIX, KEY_HEADER
 
 from ..contract_tools import ReplayApp
@@ -82,7 +83,9 @@ class MockGateway:
         """A plain httpx client for this gateway, for raw requests and the admin API (with its token)."""
         if self.admin_token is not None:
             kwargs["headers"] = {"Authorization": f"Bearer {self.admin_token}", **kwargs.get("headers", {})}
-        return httpx.Client(base_url=self.base_url, **self.httpx_args(), **kwargs)
+        return httpx.Client(
+            base_url=self.base_url, **{"verify": shared_tls_context(), **self.httpx_args(), **kwargs}
+        )
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> AuthenticatedClient:
         """The generated client, authenticated with the development key (or `api_key`)."""
@@ -92,7 +95,7 @@ class MockGateway:
             auth_header_name=KEY_HEADER,
             prefix="",
             httpx_args=self.httpx_args(),
-            **kwargs,
+            **{"verify_ssl": shared_tls_context(), **kwargs},
         )
         self._clients.append(client)
         return client
@@ -128,7 +131,7 @@ class ReplayGateway:
         self._server.stop()
 
     def http(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, **kwargs)
+        return httpx.Client(base_url=self.base_url, **{"verify": shared_tls_context(), **kwargs})
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> AuthenticatedClient:
         """The generated client; any key matches a recording made with a key (keys are not recorded)."""
@@ -137,7 +140,7 @@ class ReplayGateway:
             token=api_key or self.api_key,
             auth_header_name=KEY_HEADER,
             prefix="",
-            **kwargs,
+            **{"verify_ssl": shared_tls_context(), **kwargs},
         )
 
 

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import httpx
 
+from boogu_contract import shared_tls_context
 from boogu_contract.wire import ADMIN_PREFIX
 
 from ._servers import free_port_socket
@@ -90,4 +91,5 @@ def _last_words(process: subprocess.Popen[bytes], log: IO[bytes]) -> str:
 
 
 def _healthy(base_url: str) -> bool:
-    return httpx.get(f"{base_url}{ADMIN_PREFIX}/health", timeout=1).status_code == 200
+    answer = httpx.get(f"{base_url}{ADMIN_PREFIX}/health", timeout=1, verify=shared_tls_context())
+    return answer.status_code == 200
