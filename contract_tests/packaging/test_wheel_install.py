@@ -79,8 +79,10 @@ class Venv:
 
     def install(self, *requirements: str) -> None:
         def pip_install() -> subprocess.CompletedProcess[str]:
+            # --no-compile: bytecode for every installed module cost seconds of CPU in a venv used once.
             command = [sys.executable, "-m", "pip", "--python", str(self.python), "install", "--quiet"]
-            command += ["--no-index", "--find-links", str(self.dist), "--find-links", str(WHEELHOUSE)]
+            command += ["--no-compile", "--no-index", "--find-links", str(self.dist)]
+            command += ["--find-links", str(WHEELHOUSE)]
             return subprocess.run([*command, *requirements], capture_output=True, text=True, timeout=300)
 
         if pip_install().returncode != 0:  # the wheelhouse lacks something: fetch it once, then retry
