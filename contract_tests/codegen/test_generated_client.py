@@ -37,6 +37,7 @@ from boogu_image_client.models import (
 from boogu_image_client.models.status import STATUS_VALUES
 from boogu_image_client.types import UNSET, Response, Unset
 
+from boogu_contract import shared_tls_context
 from contract_tests.spec_helpers import (
     ReferenceBlock,
     canonical_json,
@@ -246,7 +247,14 @@ def test_model_defaults_are_the_spec_defaults(
 
 
 def make_client() -> AuthenticatedClient:
-    return AuthenticatedClient(base_url=BASE_URL, token=API_KEY, auth_header_name=KEY_HEADER, prefix="")
+    """A fresh client, on the process's one TLS context (httpx would build one a client: 45 ms)."""
+    return AuthenticatedClient(
+        base_url=BASE_URL,
+        token=API_KEY,
+        auth_header_name=KEY_HEADER,
+        prefix="",
+        verify_ssl=shared_tls_context(),
+    )
 
 
 @dataclass(frozen=True)
