@@ -27,8 +27,8 @@ TEST_FAST := contract_tests/spec contract_tests/codegen/test_generated_client.py
 	contract_tests/client/test_gate.py
 # Every Python process make starts keeps compiled modules (and pytest its rewritten test modules) in
 # build/pycache, even where the environment sets PYTHONDONTWRITEBYTECODE: compiling everything afresh
-# cost each pytest process (and each mock or CLI process the tests start) seconds of CPU. The venv is
-# compiled there once, when installed, not by the first processes of a run all at once.
+# cost each pytest process (and each mock or CLI process the tests start) seconds of CPU. pip compiles
+# the venv there once, as it installs it, not the first processes of a run all at once.
 export PYTHONDONTWRITEBYTECODE :=
 export PYTHONPYCACHEPREFIX := $(CURDIR)/build/pycache
 
@@ -42,7 +42,6 @@ $(VENV)/.installed: pyproject.toml generated/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -e ./generated -e '.[dev]'
-	$(PY) -m compileall -q -j 0 $(VENV)/lib
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
