@@ -33,7 +33,7 @@ export PYTHONDONTWRITEBYTECODE :=
 export PYTHONPYCACHEPREFIX := $(CURDIR)/build/pycache
 
 .PHONY: setup generate check-generated lint lint-python lint-spec spec-diff docs clients chromium test test-contract
-.PHONY: test-steps test-ts test-client test-fast demo mock bench bench-client bench-proxy dist fuzz clean
+.PHONY: test-steps test-ts test-client test-fast demo mock prism bench bench-client bench-proxy dist fuzz clean
 
 setup: $(VENV)/.installed node_modules/.installed ## venv with the project and dev tools, pinned npm tools
 
@@ -46,6 +46,14 @@ $(VENV)/.installed: pyproject.toml generated/pyproject.toml
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Stoplight Prism, for `make bench BENCH_ARGS=--prism` only: its own npm project, a third the size of the
+# root one, so that `make setup` does not install it.
+prism: tools/prism/node_modules/.installed ## Stoplight Prism, pinned in tools/prism/, for the benchmark's --prism
+
+tools/prism/node_modules/.installed: tools/prism/package.json tools/prism/package-lock.json
+	npm ci --prefix tools/prism --no-audit --no-fund --loglevel=error
 	touch $@
 
 generate: setup ## regenerate generated/ from openapi.yaml
@@ -115,7 +123,7 @@ mock: setup ## serve the mock gateway on http://127.0.0.1:8080
 fuzz: setup ## hypothesis against the mock's admin API and API edges with 1,500 examples each (~1 min)
 	FUZZ_EXAMPLES=1500 $(PY) -m pytest contract_tests/mock/test_fuzz.py -q -p no:cacheprovider
 
-bench: setup ## issue 20's figures in one table: mock vs bare Starlette under wrk, 200,000 held jobs, in-process vs respx, the proxy (~4 min; installs Debian's wrk when missing)
+bench: setup $(if $(findstring --prism,$(BENCH_ARGS)),prism) ## issue 20's figures in one table: mock vs bare Starlette under wrk, 200,000 held jobs, in-process vs respx, the proxy (~4 min; installs Debian's wrk when missing)
 	$(PY) -m tools.bench_mock $(BENCH_ARGS)
 
 bench-client: setup ## the client: polling lag (idle, busy fleet), throughput, 500 async waits, rate limits (~5 min)
@@ -125,4 +133,4 @@ bench-proxy: setup ## what the validating proxy adds per call, against direct ca
 	$(PY) -m tools.bench_proxy
 
 clean:
-	rm -rf $(VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache images
+	rm -rf $(VENV) node_modules tools/prism/node_modules build .pytest_cache .mypy_cache .ruff_cache images

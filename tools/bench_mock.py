@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     known = servers("warn")
     chosen = [known["mock"], known["bare"]] + ([known["prism"]] if args.prism else [])
     if args.prism and known["prism"].missing:
-        parser().error(f"--prism: {known['prism'].missing} is missing; `make setup` installs it")
+        parser().error(f"--prism: {known['prism'].missing} is missing; `make prism` installs it")
     sections: dict[str, Callable[[], tuple[list[Row], Runs]]] = {
         "servers": lambda: bench_servers(chosen, settings),
         "held": lambda: bench_held(known["mock"], args.held, settings),

@@ -40,7 +40,8 @@ _EXAMPLES: dict[str, Any] = load_spec()["components"]["examples"]
 STATUS_BODY: dict[str, Any] = _EXAMPLES["StatusCompleted"]["value"]
 PLACEHOLDER_ID: str = STATUS_BODY["request_id"]
 """The spec's example request id: what the status load asks for when a server's submit gave none."""
-PRISM = ROOT / "node_modules" / ".bin" / "prism"
+PRISM = ROOT / "tools" / "prism" / "node_modules" / ".bin" / "prism"
+"""Installed by `make prism` (its own npm project), not by `make setup`."""
 
 
 @dataclass(frozen=True)
