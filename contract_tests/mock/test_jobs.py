@@ -39,6 +39,7 @@ def make_job(
     error: str | None = None,
     created_at: float = T0,
     output_format: str = "jpeg",
+    footprint: int = 0,
 ) -> Job:
     queued, processing = timeline(steps, images, speed)
     return Job(
@@ -55,6 +56,7 @@ def make_job(
         base_url="http://gateway.test",
         webhook_url=None,
         cost=Decimal("0.02") * images,
+        footprint=footprint,
     )
 
 
@@ -401,10 +403,38 @@ def test_settle_due_hands_out_each_job_exactly_once_across_threads() -> None:
     assert sorted(seen) == sorted(job.request_id for job in jobs)
 
 
+def test_the_budget_drops_settled_jobs_oldest_finished_first_and_never_an_unfinished_one() -> None:
+    # Finishing 10, 15, 20 and 25 s after T0.
+    jobs = [make_job(request_id=f"j{i}", steps=20 + 10 * i, footprint=100) for i in range(4)]
+    store = store_with(*jobs)
+    assert store.footprint == 400
+    assert store.drop_over(100) == []  # none has finished
+    store.settle_due(T0 + 20, ttl=3600)  # j0, j1 and j2 finished
+    assert store.drop_over(400) == []
+    assert store.drop_over(250) == ["j0", "j1"]
+    assert store.footprint == 200
+    assert store.drop_over(0) == ["j2"]  # j3 is unfinished: kept, though over the budget
+    assert [job.request_id for job in jobs if store.get(job.request_id)] == ["j3"]
+    assert store.footprint == 100
+
+
+def test_expired_jobs_leave_the_budget() -> None:
+    store = store_with(
+        make_job(request_id="a", footprint=70), make_job(request_id="b", steps=40, footprint=30)
+    )
+    store.settle_due(T0 + 15, ttl=10)  # a finished
+    store.settle_due(T0 + 25, ttl=10)  # a expired; b finished
+    assert store.footprint == 30
+    assert store.drop_over(0) == ["b"]
+    assert store.footprint == 0
+    assert len(store) == 0
+
+
 def test_clear_forgets_everything() -> None:
-    store = store_with(make_job(request_id="a"), make_job(request_id="b"))
+    store = store_with(make_job(request_id="a", footprint=5), make_job(request_id="b"))
     store.clear()
     assert len(store) == 0
+    assert store.footprint == 0
     assert store.get("a") is None
     assert store.settle_due(T0 + 100, ttl=1) == []
 

@@ -23,7 +23,7 @@ import httpx
 from boogu_contract import Contract, iso_time, wire
 
 from . import _media as media
-from ._budget import InputBudget, stored_inputs
+from ._budget import stored_inputs
 from ._clock import Clock, OffsetClock, sleep_until
 from ._config import DEFAULT_API_KEY, LostAnswerMode, MockConfig, money
 from ._jobs import Job, JobStore, Outcome, media_filename, uuid7
@@ -199,7 +199,6 @@ class GatewayBackend:
         self.limiter = RateLimiter(self.clock, self.config.rate_limit)
         self.jobs = JobStore()
         self.workers = WorkerPool()
-        self.inputs = InputBudget(self.config.job_input_bytes)
         self.journal = Journal(self.config.journal_size, self.config.journal_entry_bytes)
         self.webhooks = self._dispatcher(webhook_sender or post_json)
         self._deliveries: set[asyncio.Task[Any]] = set()
@@ -235,7 +234,6 @@ class GatewayBackend:
         with self._lock:
             self.jobs.clear()
             self.workers.clear()
-            self.inputs.clear()
             self.journal.clear()
             self.wallet.reset()
             self.webhooks.reset()
@@ -254,7 +252,6 @@ class GatewayBackend:
                 self.limiter.configure(config.rate_limit)
             if "seed" in changes:
                 self.rng = random.Random(config.seed)
-            self.inputs.limit = config.job_input_bytes
             if {"journal_size", "journal_entry_bytes"} & changes.keys():
                 self.journal.resize(config.journal_size, config.journal_entry_bytes)
             if {"webhook_max_attempts", "webhook_backoff", "webhook_concurrency"} & changes.keys():
@@ -428,13 +425,13 @@ class GatewayBackend:
             else check_webhook_target(webhook_url, self.config.webhook_allowlist, own_address),
             cost=cost,
             source=source,
+            footprint=input_size,
             started_at=slot.start,
             finished_at=slot.finish,
         )
         self.jobs.add(job)
         with self._lock:
             heapq.heappush(self._unfinished.setdefault(record.key, []), job.finished_at)
-        self.inputs.add(request_id, input_size)
         self._drop_over_budget()
         if params["sync_mode"]:
             return SyncWait(job, job.finished_at, lost)
@@ -523,7 +520,6 @@ class GatewayBackend:
         now = self.clock.now()
         settled = self.jobs.settle_due(now, self.config.job_ttl)
         for job in settled:
-            self.inputs.finish(job.request_id)
             if job.outcome == "ERROR":
                 self.wallet.release(job.request_id)
             else:
@@ -540,8 +536,7 @@ class GatewayBackend:
         return settled
 
     def _drop_over_budget(self) -> None:
-        for request_id in self.inputs.over():
-            self.jobs.discard(request_id)
+        self.jobs.drop_over(self.config.job_input_bytes)
 
     async def finish(self, waiting: Submission | SyncWait) -> Submission:
         """A submit's answer: a sync-mode job's once the clock reaches its end, rendered off the loop.

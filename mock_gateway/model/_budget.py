@@ -1,16 +1,14 @@
-"""What accepted jobs keep of their inputs, and a byte budget for it.
+"""What accepted jobs keep of their inputs, and what that counts for in the byte budget.
 
 A job needs its inputs only to render its images, which depend on a prompt through a hash of it: so
 a long text is kept as its start plus a digest (same text, same images), and an edit keeps its
-decoded source image. Those images are what the budget counts; past it, the oldest finished jobs
-are forgotten (status answers 404, as after `job_ttl`), and unfinished ones are never dropped.
+decoded source image. Those and the job's record are its `footprint`; past `job_input_bytes`, the
+job store forgets the oldest finished jobs (status answers 404, as after `job_ttl`), never unfinished ones.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from typing import Any
 
 JOB_RECORD_BYTES = 2048
@@ -42,46 +40,3 @@ def stored_inputs(
 def _stand_in(text: str) -> str:
     digest = hashlib.sha256(text.encode()).hexdigest()
     return f"{text[:KEPT_START]}…({len(text)} characters, sha256 {digest})"
-
-
-class InputBudget:
-    """Bytes held by accepted jobs, and which finished jobs to forget, oldest first, past `limit`.
-
-    Jobs that expired on their own are not reported here; they are the oldest finished, so they are
-    the first popped when the budget is next exceeded, and dropping them again is harmless.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._sizes: dict[str, int] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
-        self._total = 0
-
-    def add(self, request_id: str, size: int) -> None:
-        with self._lock:
-            self._sizes[request_id] = size
-            self._total += size
-
-    def finish(self, request_id: str) -> None:
-        with self._lock:
-            if request_id in self._sizes:
-                self._finished[request_id] = None
-
-    def over(self) -> list[str]:
-        """Request ids of the finished jobs to drop so that the total fits the limit (if it can)."""
-        dropped: list[str] = []
-        if self._total <= self.limit:  # read without the lock: a stale answer only defers the drop
-            return dropped
-        with self._lock:
-            while self._total > self.limit and self._finished:
-                request_id, _ = self._finished.popitem(last=False)
-                self._total -= self._sizes.pop(request_id)
-                dropped.append(request_id)
-        return dropped
-
-    def clear(self) -> None:
-        with self._lock:
-            self._sizes.clear()
-            self._finished.clear()
-            self._total = 0

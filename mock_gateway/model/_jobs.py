@@ -53,6 +53,8 @@ class Job:
     cost: Decimal
     source: bytes | None = None
     """The input image of an edit, encoded; None for a remote image, stood in for when rendered."""
+    footprint: int = 0
+    """Bytes it counts for in the store's budget (`job_input_bytes`): its record and kept inputs."""
     webhook_refusal: str | None = None
     """Why the mock will not call `webhook_url` (not loopback or allowlisted, or itself): kept `blocked`."""
     settled: bool = field(default=False, compare=False)
@@ -111,20 +113,32 @@ class Job:
 
 
 class JobStore:
-    """Jobs by id, with the finished ones settled once and expired after a time-to-live."""
+    """Jobs by id: the finished ones settled once, then forgotten after a time-to-live, or sooner when
+    the bytes the jobs hold pass a budget (`drop_over`).
+
+    A held job is in two tables, this index and the expiry heap: with a million jobs held, each table
+    an insert goes through is a cache miss on every submit, so the budget keeps no order of its own.
+    """
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._finishing: list[tuple[float, str]] = []
         self._expiring: list[tuple[float, str]] = []
+        self._footprint = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._jobs)
 
+    @property
+    def footprint(self) -> int:
+        """Bytes the jobs held count for (the sum of their `footprint`)."""
+        return self._footprint
+
     def add(self, job: Job) -> None:
         with self._lock:
             self._jobs[job.request_id] = job
+            self._footprint += job.footprint
             heapq.heappush(self._finishing, (job.finished_at, job.request_id))
 
     def get(self, request_id: str) -> Job | None:
@@ -143,17 +157,31 @@ class JobStore:
                 due.append(job)
                 heapq.heappush(self._expiring, (job.finished_at + ttl, request_id))
             while self._expiring and self._expiring[0][0] <= now:
-                _, request_id = heapq.heappop(self._expiring)
-                self._jobs.pop(request_id, None)
+                self._forget(heapq.heappop(self._expiring)[1])
         return due
 
-    def discard(self, request_id: str) -> None:
-        """Forget a job before its time (the input budget); its heap entries are skipped later."""
+    def drop_over(self, limit: int) -> list[str]:
+        """Forget settled jobs, the closest to expiry (the oldest finished) first, until the bytes held
+        fit `limit` if they can: an unfinished job is never dropped. Returns the ids dropped."""
+        dropped: list[str] = []
+        if self._footprint <= limit:  # read without the lock: a stale answer only defers the drop
+            return dropped
         with self._lock:
-            self._jobs.pop(request_id, None)
+            while self._footprint > limit and self._expiring:
+                request_id = heapq.heappop(self._expiring)[1]
+                if self._forget(request_id):
+                    dropped.append(request_id)
+        return dropped
+
+    def _forget(self, request_id: str) -> bool:
+        job = self._jobs.pop(request_id, None)
+        if job is not None:
+            self._footprint -= job.footprint
+        return job is not None
 
     def clear(self) -> None:
         with self._lock:
             self._jobs.clear()
             self._finishing.clear()
             self._expiring.clear()
+            self._footprint = 0
