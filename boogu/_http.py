@@ -33,7 +33,7 @@ from typing import Any, Final, TypeVar
 import httpcore
 import httpx
 
-from boogu_contract import shared_tls_context, wire
+from boogu_contract import shared_tls_args, wire
 
 KEY_HEADER: Final = wire.KEY_HEADER
 DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=5.0)
@@ -604,9 +604,7 @@ def client_args(
     """Arguments for `httpx.Client` (SYNC_HOOKS) or `httpx.AsyncClient` (ASYNC_HOOKS); `httpx_args`
     (a transport, a proxy, limits, more headers or hooks) are merged in. The pool keeps `connections`
     open, all of them alive between calls, unless `httpx_args` brings its own `limits`."""
-    args = dict(httpx_args or {})
-    if not {"verify", "cert", "trust_env", "transport"} & args.keys():  # none would use or change it
-        args["verify"] = shared_tls_context()
+    args = shared_tls_args(httpx_args)
     extra_hooks = dict(args.pop("event_hooks", None) or {})
     args.setdefault(
         "limits",

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         summarize_body,
         without_userinfo,
     )
-    from ._tls import shared_tls_context
+    from ._tls import shared_tls_args, shared_tls_context
 
 _EXPORTS = {
     "Conformance": "_conformance",
@@ -50,6 +50,7 @@ _EXPORTS = {
     "redact_url": "_redact",
     "summarize_body": "_redact",
     "without_userinfo": "_redact",
+    "shared_tls_args": "_tls",
     "shared_tls_context": "_tls",
 }
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "redact_headers",
     "redact_query",
     "redact_url",
+    "shared_tls_args",
     "shared_tls_context",
     "spec_path",
     "summarize_body",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
+import pytest
 
+from boogu_contract import shared_tls_args, shared_tls_context
 from mock_gateway.testing import KEY_HEADER, MockGateway
 
 SUBMIT = "/boogu-image/v1/boogu-image-request"
@@ -49,3 +52,34 @@ async def test_sync_and_async_clients_share_one_gateway() -> None:
         with gateway.http(headers=headers) as http:
             status = http.get(f"/v2/requests/status/{queued.json()['request_id']}")
     assert status.status_code == 200 and status.json()["status"] in {"QUEUED", "PROCESSING"}
+
+
+@pytest.mark.parametrize(
+    ("args", "shared"),
+    [
+        ({}, True),
+        ({"timeout": 5, "transport": httpx.MockTransport(lambda request: httpx.Response(204))}, True),
+        ({"verify": False}, False),
+        ({"cert": "client.pem"}, False),  # would load the certificate into every client's context
+        ({"trust_env": False}, False),
+        ({"httpx_args": {"cert": "client.pem"}}, False),  # the generated client's httpx arguments
+    ],
+)
+def test_only_clients_that_keep_the_default_tls_get_the_shared_context(
+    args: dict[str, object], shared: bool
+) -> None:
+    merged = shared_tls_args(args)
+    assert (merged.get("verify") is shared_tls_context()) is shared
+    assert {key: value for key, value in merged.items() if key != "verify" or not shared} == args
+
+
+def test_the_gateways_clients_share_the_tls_context_unless_given_their_own() -> None:
+    with MockGateway(served=True) as gateway:
+        with gateway.http() as plain, gateway.http(verify=False) as own:
+            pools: list[Any] = [client._transport._pool for client in (plain, own)]  # type: ignore[attr-defined]
+            assert pools[0]._ssl_context is shared_tls_context()
+            assert pools[1]._ssl_context is not shared_tls_context()
+        generated: Any = gateway.client().get_httpx_client()
+        assert generated._transport._pool._ssl_context is shared_tls_context()
+        unverified: Any = gateway.client(verify_ssl=False).get_httpx_client()
+        assert unverified._transport._pool._ssl_context is not shared_tls_context()

@@ -99,6 +99,7 @@ EXPORTED: Final[dict[str, tuple[str, ...]]] = {
         "redact_headers",
         "redact_query",
         "redact_url",
+        "shared_tls_args",
         "shared_tls_context",
         "spec_path",
         "summarize_body",

@@ -11,7 +11,7 @@ from typing import Any, Self
 import httpx
 from boogu_image_client import AuthenticatedClient
 
-from boogu_contract import shared_tls_context
+from boogu_contract import shared_tls_args
 from boogu_contract.wire import ADMIN_PREFIX, KEY_HEADER
 
 from ..contract_tools import ReplayApp
@@ -83,19 +83,12 @@ class MockGateway:
         """A plain httpx client for this gateway, for raw requests and the admin API (with its token)."""
         if self.admin_token is not None:
             kwargs["headers"] = {"Authorization": f"Bearer {self.admin_token}", **kwargs.get("headers", {})}
-        return httpx.Client(
-            base_url=self.base_url, **{"verify": shared_tls_context(), **self.httpx_args(), **kwargs}
-        )
+        return httpx.Client(base_url=self.base_url, **shared_tls_args({**self.httpx_args(), **kwargs}))
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> AuthenticatedClient:
         """The generated client, authenticated with the development key (or `api_key`)."""
-        client = AuthenticatedClient(
-            base_url=self.base_url,
-            token=api_key or self.api_key,
-            auth_header_name=KEY_HEADER,
-            prefix="",
-            httpx_args=self.httpx_args(),
-            **{"verify_ssl": shared_tls_context(), **kwargs},
+        client = _generated_client(
+            self.base_url, api_key or self.api_key, httpx_args=self.httpx_args(), **kwargs
         )
         self._clients.append(client)
         return client
@@ -131,17 +124,23 @@ class ReplayGateway:
         self._server.stop()
 
     def http(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, **{"verify": shared_tls_context(), **kwargs})
+        return httpx.Client(base_url=self.base_url, **shared_tls_args(kwargs))
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> AuthenticatedClient:
         """The generated client; any key matches a recording made with a key (keys are not recorded)."""
-        return AuthenticatedClient(
-            base_url=self.base_url,
-            token=api_key or self.api_key,
-            auth_header_name=KEY_HEADER,
-            prefix="",
-            **{"verify_ssl": shared_tls_context(), **kwargs},
-        )
+        return _generated_client(self.base_url, api_key or self.api_key, **kwargs)
+
+
+def _generated_client(base_url: str, token: str, **kwargs: Any) -> AuthenticatedClient:
+    """The generated client with its key in the gateway's header, on the shared TLS context unless
+    `kwargs` choose their own (`verify_ssl`, or `cert`, `verify` or `trust_env` in `httpx_args`)."""
+    return AuthenticatedClient(
+        base_url=base_url,
+        token=token,
+        auth_header_name=KEY_HEADER,
+        prefix="",
+        **shared_tls_args(kwargs, verify="verify_ssl"),
+    )
 
 
 @contextlib.contextmanager
