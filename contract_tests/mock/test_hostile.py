@@ -27,6 +27,7 @@ from mock_gateway import cli
 from mock_gateway.model._budget import JOB_RECORD_BYTES
 from mock_gateway.model._clock import ManualClock
 from mock_gateway.model._config import MockConfig
+from mock_gateway.model._journal import JournalEntry
 from mock_gateway.model._webhooks import WebhookDispatcher, check_webhook_target
 from mock_gateway.testing import MockGateway, gateway_popen
 from tools.processes import memory_kib
@@ -95,8 +96,8 @@ def test_journal_entries_are_capped_in_bytes_and_marked(gateway: MockGateway, ht
     assert "[truncated: 200000 bytes]" in entries[0]["headers"]["x-big"]
     for entry in entries:
         assert len(json.dumps(entry)) < 3 * 4096
-    stored = gateway.backend.journal._entries  # what is held, not only what is shown
-    assert sum(len(value) for _, value in stored[0].headers) <= 4096 + 64
+    stored = JournalEntry._make(gateway.backend.journal._entries[0])  # what is held, not what is shown
+    assert sum(len(value) for _, value in stored.headers) <= 4096 + 64
 
 
 def test_a_large_body_with_a_huge_integer_is_journaled_cut(gateway: MockGateway, http: httpx.Client) -> None:
