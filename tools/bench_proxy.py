@@ -76,7 +76,8 @@ class ProxyFigure:
 def compare(calls: int) -> list[ProxyFigure]:
     """Each operation `calls` times each way, against a mock and a proxy in front of it."""
     with (
-        gateway_process("--speed", "1000") as upstream,
+        # A balance no `--calls` exhausts: the default one ran out after about 5,000 submits.
+        gateway_process("--speed", "1000", "--balance", "1000000000") as upstream,
         gateway_process("--upstream", upstream, subcommand=["proxy"]) as proxy,
         httpx.Client(base_url=upstream, headers=HEADERS, trust_env=False) as direct,
         httpx.Client(base_url=proxy, headers=HEADERS, trust_env=False) as proxied,
