@@ -83,3 +83,14 @@ def test_the_gateways_clients_share_the_tls_context_unless_given_their_own() -> 
         assert generated._transport._pool._ssl_context is shared_tls_context()
         unverified: Any = gateway.client(verify_ssl=False).get_httpx_client()
         assert unverified._transport._pool._ssl_context is not shared_tls_context()
+
+
+def test_the_generated_client_takes_httpx_arguments_of_its_own() -> None:
+    """They are added to the in-process transport, which was once passed twice (a TypeError)."""
+    seen: list[httpx.Request] = []
+    with MockGateway() as gateway:
+        client = gateway.client(httpx_args={"event_hooks": {"request": [seen.append]}})
+        response = client.get_httpx_client().get("/v2/requests/status/nope")
+        assert response.status_code == 404  # answered in-process, by the gateway
+        assert [request.url.path for request in seen] == ["/v2/requests/status/nope"]
+        assert gateway.backend.journal.entries()[-1]["path"] == "/v2/requests/status/nope"

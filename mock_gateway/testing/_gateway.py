@@ -86,10 +86,10 @@ class MockGateway:
         return httpx.Client(base_url=self.base_url, **shared_tls_args({**self.httpx_args(), **kwargs}))
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> AuthenticatedClient:
-        """The generated client, authenticated with the development key (or `api_key`)."""
-        client = _generated_client(
-            self.base_url, api_key or self.api_key, httpx_args=self.httpx_args(), **kwargs
-        )
+        """The generated client, authenticated with the development key (or `api_key`); `httpx_args`
+        of the caller's are added to the ones that reach this gateway."""
+        httpx_args = {**self.httpx_args(), **kwargs.pop("httpx_args", {})}
+        client = _generated_client(self.base_url, api_key or self.api_key, httpx_args=httpx_args, **kwargs)
         self._clients.append(client)
         return client
 
