@@ -121,7 +121,8 @@ class Wallet:
 
     def entries(self, key: str | None = None) -> list[LedgerEntry]:
         with self._lock:
-            return [LedgerEntry._make(e) for e in self._entries if key is None or e[1] == key]
+            entries = [LedgerEntry._make(entry) for entry in self._entries]
+        return [entry for entry in entries if key is None or entry.key == key]
 
     def reset(self) -> None:
         with self._lock:
