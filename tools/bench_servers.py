@@ -33,6 +33,7 @@ from starlette.routing import Route
 from boogu_contract import load_spec, spec_path, wire
 from mock_gateway.model import DEFAULT_API_KEY
 from mock_gateway.testing import gateway_popen
+from tools.bench_load import SERVER_CPUS, on_cpus
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -96,7 +97,7 @@ def _answers(base_url: str) -> bool:
 
 @contextlib.contextmanager
 def started(server: Server, log: IO[bytes]) -> Iterator[tuple[str, int]]:
-    """Serve until the block ends: yields (base URL, pid); its output goes to `log`."""
+    """Serve until the block ends, on `SERVER_CPUS`: yields (base URL, pid); its output goes to `log`."""
     with contextlib.ExitStack() as stack:
         try:
             base_url, process = stack.enter_context(
@@ -106,6 +107,7 @@ def started(server: Server, log: IO[bytes]) -> Iterator[tuple[str, int]]:
                     ready=None if server.program is None else _answers,
                     timeout=server.startup_seconds,
                     cwd=ROOT,
+                    preexec_fn=on_cpus(SERVER_CPUS),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )

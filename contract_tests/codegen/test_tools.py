@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -140,6 +141,7 @@ def test_bench_load_measures_a_window_and_loads_until_told_to_stop() -> None:
     """wrk and its Lua script against a real mock: figures parsed, server CPU read, a fill stopped."""
     server = bench_servers.servers("warn")["mock"]
     with tempfile.TemporaryFile() as log, bench_servers.started(server, log) as (base_url, pid):
+        assert os.sched_getaffinity(pid) == bench_load.SERVER_CPUS  # the load runs on LOAD_CPUS
         submit = bench_mock.submit_load(server)
         window = bench_load.measure(base_url, submit, pid, connections=4, threads=1, warmup=0, duration=1)
         assert window.failure is None
@@ -155,3 +157,10 @@ def test_bench_load_measures_a_window_and_loads_until_told_to_stop() -> None:
             enough=lambda: bench_mock.jobs_held(base_url) > held + 100,
         )
         assert bench_mock.jobs_held(base_url) > held + 100
+
+
+def test_the_bench_gives_the_server_a_cpu_of_its_own_where_there_are_two() -> None:
+    allowed = os.sched_getaffinity(0)
+    assert allowed == bench_load.SERVER_CPUS | bench_load.LOAD_CPUS
+    assert len(bench_load.SERVER_CPUS) == 1
+    assert len(allowed) == 1 or not bench_load.SERVER_CPUS & bench_load.LOAD_CPUS
