@@ -13,6 +13,7 @@ pinned, in the same run of four rounds.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -21,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,17 @@ SERVER_CPUS, LOAD_CPUS = _split_cpus()
 def on_cpus(cpus: frozenset[int]) -> Callable[[], None]:
     """A `preexec_fn` that keeps the child, and every thread it starts, on `cpus`."""
     return functools.partial(os.sched_setaffinity, 0, cpus)
+
+
+@contextlib.contextmanager
+def running_on(cpus: frozenset[int]) -> Iterator[None]:
+    """This thread on `cpus` until the block ends: a bench that is itself the client, as the load."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """The validating proxy's added latency per call: the same calls straight to a mock gateway and through
 `python -m mock_gateway proxy` in front of it, interleaved, in one run.
 
-Both servers run as their own processes on free loopback ports (`mock_gateway.testing.gateway_process`);
-this script is the only client: one keep-alive connection to each, one call at a time, direct and
-proxied calls alternating so that the machine's noise falls on both alike. Reported per operation: the
-median and 90th percentile of each, the median added by the proxy (target: under 0.5 ms on loopback),
-and the ratio proxied/direct; `make bench` shows the added medians in its table. A benchmark, not a
-test: it exits 0 whether or not the target is met.
+Both servers run as their own processes on free loopback ports (`mock_gateway.testing.gateway_process`),
+on the CPU `make bench` gives servers, and this script on the others (`tools.bench_load`). It is the
+only client: one keep-alive connection to each, one call at a time, direct and proxied calls
+alternating so that the machine's noise falls on both alike. Reported per operation: the median and
+90th percentile of each, the median added by the proxy (target: under 0.5 ms on loopback), and the
+ratio proxied/direct; `make bench` shows the added medians in its table. A benchmark, not a test: it
+exits 0 whether or not the target is met.
 
     python -m tools.bench_proxy                 # 2000 calls of each operation each way
     python -m tools.bench_proxy --calls 500
@@ -27,6 +28,7 @@ from rich.table import Table
 from boogu_contract import wire
 from mock_gateway.model import DEFAULT_API_KEY
 from mock_gateway.testing import gateway_process
+from tools.bench_load import LOAD_CPUS, SERVER_CPUS, on_cpus, running_on
 
 SUBMIT = wire.submit_path("boogu-image")
 HEADERS = {wire.KEY_HEADER: DEFAULT_API_KEY}
@@ -75,10 +77,12 @@ class ProxyFigure:
 
 def compare(calls: int) -> list[ProxyFigure]:
     """Each operation `calls` times each way, against a mock and a proxy in front of it."""
+    servers = on_cpus(SERVER_CPUS)  # as `make bench` runs servers; this script, the client, as its load
     with (
+        running_on(LOAD_CPUS),
         # A balance no `--calls` exhausts: the default one ran out after about 5,000 submits.
-        gateway_process("--speed", "1000", "--balance", "1000000000") as upstream,
-        gateway_process("--upstream", upstream, subcommand=["proxy"]) as proxy,
+        gateway_process("--speed", "1000", "--balance", "1000000000", preexec_fn=servers) as upstream,
+        gateway_process("--upstream", upstream, subcommand=["proxy"], preexec_fn=servers) as proxy,
         httpx.Client(base_url=upstream, headers=HEADERS, trust_env=False) as direct,
         httpx.Client(base_url=proxy, headers=HEADERS, trust_env=False) as proxied,
     ):
