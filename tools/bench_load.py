@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,35 +146,55 @@ def wrk_env(load: Load) -> dict[str, str]:
     return {**os.environ, "BENCH_METHOD": load.method, "BENCH_BODY": load.body.decode()}
 
 
-def run_wrk(base_url: str, load: Load, connections: int, threads: int, seconds: int) -> Window:
-    """One run of wrk, its figures as its script printed them."""
-    done = subprocess.run(
+def start_wrk(
+    base_url: str, load: Load, connections: int, threads: int, seconds: int
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         wrk_command(base_url, load, connections, threads, seconds),
         env=wrk_env(load),
         preexec_fn=on_cpus(LOAD_CPUS),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=seconds + 60,
-        check=False,
     )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        return Window(failure=f"wrk exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}")
+
+
+def wrk_window(wrk: subprocess.Popen[str], seconds: int) -> Window:
+    """The figures a run of wrk printed, once it ends."""
+    try:
+        stdout, stderr = wrk.communicate(timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        wrk.kill()
+        stdout, stderr = wrk.communicate()
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if wrk.returncode != 0 or not lines:
+        return Window(failure=f"wrk exited {wrk.returncode}: {(stderr or stdout).strip()[-300:]}")
     return Window(**json.loads(lines[-1]))
 
 
-def measure(
-    base_url: str, load: Load, pid: int, *, connections: int, threads: int, warmup: int, duration: int
-) -> Window:
-    """A warm-up (its figures dropped), then a measured window; wrk takes whole seconds."""
+def run_wrk(base_url: str, load: Load, connections: int, threads: int, seconds: int) -> Window:
+    """One run of wrk, its figures as its script printed them."""
+    return wrk_window(start_wrk(base_url, load, connections, threads, seconds), seconds)
+
+
+def measure_together(
+    targets: Sequence[tuple[str, Load, int]], *, connections: int, threads: int, warmup: int, duration: int
+) -> list[Window]:
+    """For each (base URL, load, server pid), all at the same time, a wrk each: a warm-up (its figures
+    dropped), then a measured window (wrk takes whole seconds). Servers measured together share
+    `SERVER_CPUS` and meet the same machine at every instant: measured one after the other, a pair's
+    ratio moved by up to a third from one round to the next on a shared VM."""
     if warmup > 0:
-        run_wrk(base_url, load, connections, threads, warmup)
-    user, system = cpu_times(pid)
-    window = run_wrk(base_url, load, connections, threads, duration)
-    user_after, system_after = cpu_times(pid)
-    window.user_seconds = user_after - user
-    window.cpu_seconds = window.user_seconds + system_after - system
-    return window
+        for wrk in [start_wrk(url, load, connections, threads, warmup) for url, load, _ in targets]:
+            wrk_window(wrk, warmup)
+    before = [cpu_times(pid) for _, _, pid in targets]
+    wrks = [start_wrk(url, load, connections, threads, duration) for url, load, _ in targets]
+    windows = [wrk_window(wrk, duration) for wrk in wrks]
+    for window, (_, _, pid), (user, system) in zip(windows, targets, before, strict=True):
+        user_after, system_after = cpu_times(pid)
+        window.user_seconds = user_after - user
+        window.cpu_seconds = window.user_seconds + system_after - system
+    return windows
 
 
 def load_until(

@@ -143,11 +143,18 @@ def test_bench_load_measures_a_window_and_loads_until_told_to_stop() -> None:
     with tempfile.TemporaryFile() as log, bench_servers.started(server, log) as (base_url, pid):
         assert os.sched_getaffinity(pid) == bench_load.SERVER_CPUS  # the load runs on LOAD_CPUS
         submit = bench_mock.submit_load(server)
-        window = bench_load.measure(base_url, submit, pid, connections=4, threads=1, warmup=0, duration=1)
+        (window,) = bench_load.measure_together(
+            [(base_url, submit, pid)], connections=4, threads=1, warmup=0, duration=1
+        )
         assert window.failure is None
         assert window.rps and window.status_errors == 0
         assert window.us_per_request and window.us_per_request > 0
         assert window.user_us_per_request and window.user_us_per_request <= window.us_per_request
+        status = bench_mock.status_load(base_url, server.name, submit)
+        both = bench_load.measure_together(
+            [(base_url, submit, pid), (base_url, status, pid)], connections=2, threads=1, warmup=1, duration=1
+        )
+        assert [w.failure for w in both] == [None, None] and all(w.rps and w.us_per_request for w in both)
         held = bench_mock.jobs_held(base_url)
         bench_load.load_until(
             base_url,
