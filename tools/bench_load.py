@@ -6,9 +6,7 @@ server's. Requests per second move with other work on the machine; the server's 
 (utime + stime from /proc/PID/stat over the window) moves much less, so both are kept.
 
 The server under test runs on one CPU and wrk on the others (`SERVER_CPUS`, `LOAD_CPUS`), as load
-tests pin them: left to the scheduler, the two met on one CPU in some windows and not in others, and
-on a 2-core VM the held-to-fresh ratio of one window pair ranged over 0.70–1.31× unpinned, 0.93–1.04×
-pinned, in the same run of four rounds.
+tests pin them: left to the scheduler, the two met on one CPU in some windows and not in others.
 """
 
 from __future__ import annotations
@@ -147,14 +145,15 @@ def wrk_env(load: Load) -> dict[str, str]:
 
 
 def start_wrk(
-    base_url: str, load: Load, connections: int, threads: int, seconds: int
+    base_url: str, load: Load, connections: int, threads: int, seconds: int, output: int = subprocess.PIPE
 ) -> subprocess.Popen[str]:
+    """wrk on `LOAD_CPUS`, its output (stdout and stderr) to `output`."""
     return subprocess.Popen(
         wrk_command(base_url, load, connections, threads, seconds),
         env=wrk_env(load),
         preexec_fn=on_cpus(LOAD_CPUS),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=output,
         text=True,
     )
 
@@ -181,9 +180,13 @@ def measure_together(
     targets: Sequence[tuple[str, Load, int]], *, connections: int, threads: int, warmup: int, duration: int
 ) -> list[Window]:
     """For each (base URL, load, server pid), all at the same time, a wrk each: a warm-up (its figures
-    dropped), then a measured window (wrk takes whole seconds). Servers measured together share
-    `SERVER_CPUS` and meet the same machine at every instant: measured one after the other, a pair's
-    ratio moved by up to a third from one round to the next on a shared VM."""
+    dropped), then a measured window (wrk takes whole seconds).
+
+    Servers measured together share `SERVER_CPUS` and meet the same machine at every instant. On a
+    shared 2-core VM, a held and a fresh mock measured one after the other gave held ÷ fresh anywhere
+    from 0.58× to 1.31× in one run; measured together, 0.86–0.92×. Sharing a CPU, the server with the
+    larger working set loses more of the caches to the other at each switch than it would alone: if
+    anything, the figure errs against it."""
     if warmup > 0:
         for wrk in [start_wrk(url, load, connections, threads, warmup) for url, load, _ in targets]:
             wrk_window(wrk, warmup)
@@ -201,13 +204,7 @@ def load_until(
     base_url: str, load: Load, *, connections: int, threads: int, enough: Callable[[], bool]
 ) -> None:
     """Send `load` until `enough()` (asked twice a second) says so: wrk has no request count."""
-    with subprocess.Popen(
-        wrk_command(base_url, load, connections, threads, 24 * 3600),
-        env=wrk_env(load),
-        preexec_fn=on_cpus(LOAD_CPUS),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    ) as wrk:
+    with start_wrk(base_url, load, connections, threads, 24 * 3600, subprocess.DEVNULL) as wrk:
         try:
             while wrk.poll() is None and not enough():
                 time.sleep(0.5)

@@ -167,12 +167,8 @@ def jobs_held(base_url: str) -> int:
 
 def bench_held(mock: Server, held: int, settings: Settings) -> tuple[list[Row], Runs]:
     """A mock filled with `held` jobs and a fresh one (started anew each round, as its submits leave
-    jobs too), loaded at the same time; the memory a held job costs.
-
-    Together, not in turn: on a shared 2-core VM a pair of windows measured one after the other gave
-    held ÷ fresh anywhere from 0.58× to 1.31× in one run, measured together 0.86–0.92×. Sharing a
-    CPU, the held mock's larger working set also loses more of the caches to the fresh one at each
-    switch than it would alone: if anything, the figure errs against the held mock."""
+    jobs too), loaded at the same time (`measure_together` says why, and which way that errs); the
+    memory a held job costs."""
     config = {"job_input_bytes": HELD_BUDGET}
     runs: Runs = {}
     with serving(replace(mock, name="held"), config) as full:
