@@ -526,6 +526,38 @@ def test_failed_is_charged_and_error_is_released(
     assert kinds == ["hold", settlement]
 
 
+def test_a_status_read_while_another_thread_settles_its_job_sees_it_charged(
+    backend: GatewayBackend, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A media download ticks on a worker thread: a status read meanwhile must not answer FAILED for a
+    job whose charge that tick has yet to make (the served suite met it once under load)."""
+    job = submit(backend, {"prompt": "x"}, outcome="failed").job
+    clock.advance(15)
+    charging, release = threading.Event(), threading.Event()
+    capture = backend.wallet.capture
+
+    def slow_capture(reference: str) -> None:
+        charging.set()
+        release.wait(5)
+        capture(reference)
+
+    monkeypatch.setattr(backend.wallet, "capture", slow_capture)
+    settling = threading.Thread(target=backend.tick)
+    settling.start()
+    assert charging.wait(5)
+    seen: list[tuple[str, Decimal]] = []
+    reader = threading.Thread(
+        target=lambda: seen.append((status(backend, job.request_id)["status"], money(backend)[2]))
+    )
+    reader.start()
+    reader.join(0.2)
+    assert reader.is_alive() and seen == []  # it waits for the settling tick
+    release.set()
+    settling.join(5)
+    reader.join(5)
+    assert seen == [("FAILED", PRICE)]
+
+
 @needs_reference
 def test_insufficient_balance_is_the_reference_402_and_holds_nothing(backend: GatewayBackend) -> None:
     backend.put_key("poor", balance=Decimal("0.03"))

@@ -206,6 +206,9 @@ class GatewayBackend:
         self._unfinished: dict[str, list[float]] = {}  # key → finish times of its jobs, a heap
         self._media_cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._settling = threading.Lock()
+        """Held through a whole `tick`: a job is marked settled and then charged, and another thread's
+        tick (a media download's runs on a worker thread) must not see it settled before it is charged."""
         self.rng = random.Random(self.config.seed)
         self.put_key(api_key, balance=self.config.default_balance)
 
@@ -517,20 +520,20 @@ class GatewayBackend:
 
     def tick(self) -> list[Job]:
         """Settle the jobs that finished: charge or refund them and queue their webhooks."""
-        now = self.clock.now()
-        settled = self.jobs.settle_due(now, self.config.job_ttl)
-        for job in settled:
-            if job.outcome == "ERROR":
-                self.wallet.release(job.request_id)
-            else:
-                self.wallet.capture(job.request_id)
-            if job.webhook_url is not None:
-                self.webhooks.enqueue(
-                    job.request_id,
-                    job.webhook_url,
-                    job.to_status(job.finished_at),
-                    blocked=job.webhook_refusal,
-                )
+        with self._settling:
+            settled = self.jobs.settle_due(self.clock.now(), self.config.job_ttl)
+            for job in settled:
+                if job.outcome == "ERROR":
+                    self.wallet.release(job.request_id)
+                else:
+                    self.wallet.capture(job.request_id)
+                if job.webhook_url is not None:
+                    self.webhooks.enqueue(
+                        job.request_id,
+                        job.webhook_url,
+                        job.to_status(job.finished_at),
+                        blocked=job.webhook_refusal,
+                    )
         if settled:
             self._drop_over_budget()
         return settled
