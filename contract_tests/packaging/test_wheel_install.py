@@ -3,8 +3,7 @@ repository, then used from there: the client alone, then the `[mock]` extra with
 `boogu generate` against `python -m mock_gateway`, and the pytest plugin in a project of its own.
 
 Offline once primed: the wheels install with `--no-index` from the two built wheels and the
-dependencies in build/wheelhouse/, which `pip download` fills the first time (from the pip cache or
-the package registry) and which later runs reuse.
+dependencies in build/wheelhouse/ (`wheelhouse.filled`).
 """
 
 from __future__ import annotations
@@ -21,11 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contract_tests.packaging import wheelhouse
 from contract_tests.packaging.test_docs import require
 from mock_gateway.testing import gateway_process
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-WHEELHOUSE = ROOT / "build" / "wheelhouse"
 API_KEY = "test-key"
 # Run in the fresh venv: which distribution installed each of the import packages.
 OWNERS = """
@@ -78,20 +77,11 @@ class Venv:
         self.python = path / "bin" / "python"
 
     def install(self, *requirements: str) -> None:
-        def pip_install() -> subprocess.CompletedProcess[str]:
-            # --no-compile: bytecode for every installed module cost seconds of CPU in a venv used once.
-            command = [sys.executable, "-m", "pip", "--python", str(self.python), "install", "--quiet"]
-            command += ["--no-compile", "--no-index", "--find-links", str(self.dist)]
-            command += ["--find-links", str(WHEELHOUSE)]
-            return subprocess.run([*command, *requirements], capture_output=True, text=True, timeout=300)
-
-        if pip_install().returncode != 0:  # the wheelhouse lacks something: fetch it once, then retry
-            command = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(WHEELHOUSE)]
-            run(*command, "--find-links", self.dist, *requirements, cwd=ROOT, timeout=300)
-            for ours in WHEELHOUSE.glob("boogu_image_*"):  # the built wheels stay in dist/ only
-                ours.unlink()
-            result = pip_install()
-            assert result.returncode == 0, result.stderr
+        # --no-compile: bytecode for every installed module cost seconds of CPU in a venv used once.
+        command = [sys.executable, "-m", "pip", "--python", str(self.python), "install", "--quiet"]
+        command += ["--no-compile", "--no-index", "--find-links", str(self.dist)]
+        command += ["--find-links", str(wheelhouse.filled())]
+        run(*command, *requirements, cwd=ROOT, timeout=300)
 
     def bin(self, name: str) -> Path:
         return self.path / "bin" / name
