@@ -194,6 +194,19 @@ def test_headers_over_the_limit_are_answered_431(served: MockGateway) -> None:
         assert client.get("/__mock/health").status_code == 200
 
 
+def test_forwarded_headers_change_no_url_the_mock_gives(served: MockGateway) -> None:
+    """`polling_url` names the address the mock answered on (or `--public-url`), whatever a caller
+    claims in `X-Forwarded-Proto` / `X-Forwarded-For` / `X-Forwarded-Host`."""
+    spoofed = {
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Forwarded-Host": "evil.test",
+    }
+    with served.http() as client:
+        polling_url = submit(client, {"prompt": "x"}, **spoofed).json()["polling_url"]
+    assert polling_url.startswith(f"{served.base_url}/v2/requests/status/"), polling_url
+
+
 def test_a_large_body_with_small_headers_is_not_mistaken_for_large_headers(served: MockGateway) -> None:
     with served.http() as client:  # the last chunk of a body, which ends the request, was once counted
         for size in (MiB, 3 * MiB):

@@ -48,7 +48,7 @@ def end_to_end(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 def has_dot_segments(path: str) -> bool:
     """`/__mock/../v2/...`: a path that names another once resolved, so that any check of it (the
     admin prefix, the operation) would judge the wrong path. `scope["path"]` is already decoded."""
-    return any(segment in DOT_SEGMENTS for segment in path.split("/"))
+    return "." in path and any(segment in DOT_SEGMENTS for segment in path.split("/"))
 
 
 class TooLarge(Exception):
