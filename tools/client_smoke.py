@@ -369,11 +369,18 @@ def build(client: Client) -> None:
     say(f"client_smoke: {client.name} built in {time.monotonic() - started:.1f} s")
 
 
+SLOWEST_BUILDS = ("rust", "kotlin", "java", "python")
+"""Longest first (a fresh build: Rust 100 s, Kotlin 55 s, Java 35 s, Python 28 s, the others 10-16 s):
+started fourth, Rust ran alone at the end of `make clients`."""
+
+
 def build_all(stale: Sequence[Client]) -> None:
-    """Two builds at a time: each mostly keeps one core busy (a compiler, the generator's JVM) or
-    waits on a registry."""
+    """Two builds at a time, the longest first: each mostly keeps one core busy (a compiler, the
+    generator's JVM) or waits on a registry."""
+    rank = {name: index for index, name in enumerate(SLOWEST_BUILDS)}
+    ordered = sorted(stale, key=lambda client: rank.get(client.name, len(rank)))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for future in [pool.submit(build, client) for client in stale]:
+        for future in [pool.submit(build, client) for client in ordered]:
             future.result()
 
 
