@@ -12,9 +12,11 @@ export no_proxy := 127.0.0.1,localhost,$(no_proxy)
 
 # pytest-xdist, three workers for two cores (at most 8): the suite often waits on processes, sockets and
 # real time, and one worker per core left a core idle for a third of the run; a fourth worker for two
-# cores only added its start-up. A test file stays on one worker (some share a gateway across tests).
+# cores only added its start-up. A test file stays on one worker (some share a gateway across tests),
+# handed out in the suite's order (contract_tests/conftest.py: the slowest first), not pytest-xdist's
+# own (files with the most tests first), which started the README and wheel tests past a minute in.
 PYTEST_WORKERS ?= $(shell nproc 2>/dev/null | awk '{ n = int((3 * $$1 + 1) / 2); print (n > 8 ? 8 : n) }')
-PYTEST_PARALLEL := -n $(or $(PYTEST_WORKERS),2) --dist loadfile
+PYTEST_PARALLEL := -n $(or $(PYTEST_WORKERS),2) --dist loadfile --no-loadscope-reorder
 # `make test-fast`: the unit and in-process suites (no server process, build or real-time wait), ~25 s.
 TEST_FAST := contract_tests/spec contract_tests/codegen/test_generated_client.py \
 	contract_tests/codegen/test_generated_readme.py contract_tests/mock/test_backend.py \
