@@ -155,8 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     args = p.parse_args(argv)
     # As the mock is served: warnings only, no access log, no X-Forwarded-* middleware.
-    app, host, port = bare_app(), args.host, args.port
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)
+    uvicorn.run(
+        bare_app(),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
     return 0
 
 
