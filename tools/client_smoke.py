@@ -38,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 import venv
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -182,22 +183,28 @@ def jvm(classpath_file: Path, main_class: str) -> list[str]:
 
 
 def build_python() -> None:
-    """Into a venv without a pip of its own (ensurepip cost 5 s of CPU): this venv's pip installs there."""
+    """Into a venv without a pip of its own (ensurepip cost 5 s of CPU), by the uv that `make setup`
+    put beside this Python: the generated package from its folder (built by its own setuptools
+    backend, as pip would) and its dependencies. pip took 18 s and 16 CPU-s, uv takes 3 s and 2."""
     generated = openapi_generator.generate("python")
     if not (PYTHON_VENV / "bin" / "python").is_file():
         venv.create(PYTHON_VENV, with_pip=False)
-    pip = [
-        sys.executable,
-        "-m",
+    uv = Path(sys.executable).parent / "uv"
+    if not uv.is_file():
+        raise SystemExit(f"client_smoke: {uv} is missing: run `make setup`")
+    command = [
+        str(uv),
         "pip",
-        "--python",
-        str(PYTHON_VENV / "bin" / "python"),
         "install",
         "--quiet",
-        "--disable-pip-version-check",
+        "--system-certs",
+        "--python",
+        str(PYTHON_VENV / "bin" / "python"),
     ]
-    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(generated.output)], check=True)
-    subprocess.run([*pip, str(generated.output), *PYTHON_EXTRAS], check=True)
+    # The generation just replaced the folder: reinstall the package whatever its version says.
+    project = tomllib.loads((generated.output / "pyproject.toml").read_text())["project"]
+    reinstall = ["--reinstall-package", project["name"]]
+    subprocess.run([*command, *reinstall, str(generated.output), *PYTHON_EXTRAS], check=True)
     (PYTHON_VENV / ".installed").touch()
 
 
