@@ -41,15 +41,18 @@ setup: $(VENV)/.installed node_modules/.installed ## venv with the project and d
 
 # generated/ is its own distribution (boogu-image-client), which the toolkit depends on. uv installs the
 # venv (and the OpenAPI Generator python client's, tools/client_smoke.py): pip took 42 s and 28 CPU-s
-# here, uv 12 s and 17 CPU-s, compiling into build/pycache on both cores. pip stays in the venv for the
-# tests that install our wheels as a user would.
+# here, uv 12 s and 17 CPU-s, compiling into build/pycache on both cores. uv reads none of pip's
+# settings: where it cannot reach the index that pip is set up for (a mirror in pip.conf), pip installs
+# instead. pip stays in the venv for the tests that install our wheels as a user would.
 UV := uv==0.13.9
 $(BIN)/uv:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(UV)"
 
 $(VENV)/.installed: pyproject.toml generated/pyproject.toml $(BIN)/uv
-	$(BIN)/uv pip install --quiet --system-certs --compile-bytecode --python $(PY) "pip>=24" -e ./generated -e '.[dev]'
+	$(BIN)/uv pip install --quiet --system-certs --compile-bytecode --python $(PY) "pip>=24" -e ./generated -e '.[dev]' \
+		|| { echo "make setup: uv failed (above); installing with pip"; \
+		     $(PY) -m pip install --quiet "pip>=24" -e ./generated -e '.[dev]'; }
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
