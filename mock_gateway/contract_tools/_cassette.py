@@ -50,6 +50,7 @@ import orjson
 import yaml
 
 from boogu_contract import iso_time
+from boogu_contract._files import SAFE_LOADER
 from boogu_contract._redact import blank_secrets, redact_header
 from boogu_contract.wire import KEY_HEADER
 
@@ -61,7 +62,6 @@ HEADER = f"version: {VERSION}\ninteractions:\n"
 _KEY = KEY_HEADER.lower()
 Headers = Sequence[tuple[str, str]]
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 MAX_CASSETTE_BYTES = 64 * 1024 * 1024
@@ -320,7 +320,7 @@ def _parse(data: bytes, path: Path, interaction: Callable[[int, Any], Recording]
     the cost; this builds the objects at once, and hands each entry of `interactions` to
     `interaction` as soon as it is complete, so that only one entry is ever held as raw YAML.
     """
-    parser = _Loader(data)
+    parser = SAFE_LOADER(data)
     stack: list[list[Any]] = []  # [the mapping or list being built, the key its next value goes to]
     top: Any = None
     documents = 0
