@@ -71,16 +71,16 @@ def run(*command: str | Path, cwd: Path, timeout: float = 120, check: bool = Tru
 class Venv:
     """A venv without pip of its own: the project venv's pip installs into it (`pip --python`)."""
 
-    def __init__(self, path: Path, dist: Path) -> None:
-        self.path, self.dist = path, dist
+    def __init__(self, path: Path, *wheels: Path) -> None:
+        """Installs offline, from the folders of `wheels` only."""
+        self.path, self.wheels = path, wheels
         run(sys.executable, "-m", "venv", "--without-pip", path, cwd=path.parent)
         self.python = path / "bin" / "python"
 
     def install(self, *requirements: str) -> None:
         # --no-compile: bytecode for every installed module cost seconds of CPU in a venv used once.
         command = [sys.executable, "-m", "pip", "--python", str(self.python), "install", "--quiet"]
-        command += ["--no-compile", "--no-index", "--find-links", str(self.dist)]
-        command += ["--find-links", str(wheelhouse.filled())]
+        command += ["--no-compile", "--no-index", *(f"--find-links={folder}" for folder in self.wheels)]
         run(*command, *requirements, cwd=ROOT, timeout=300)
 
     def bin(self, name: str) -> Path:
@@ -100,7 +100,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory, dist: Path) -> Venv:
-    return Venv(tmp_path_factory.mktemp("user") / "venv", dist)
+    return Venv(tmp_path_factory.mktemp("user") / "venv", dist, wheelhouse.filled())
 
 
 @pytest.fixture
