@@ -101,6 +101,23 @@ def test_an_unknown_language_is_refused_naming_the_known_ones() -> None:
         openapi_generator.config("cobol")
 
 
+def test_the_generator_jvm_reads_the_class_archive_once_written_and_the_callers_options_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(openapi_generator, "ARCHIVES", tmp_path)
+    monkeypatch.delenv("JAVA_TOOL_OPTIONS", raising=False)
+    assert openapi_generator.jvm_options() == openapi_generator.QUICK_JVM
+    archive = openapi_generator.class_archive()
+    assert archive.parent == tmp_path
+    archive.write_bytes(b"")
+    options = openapi_generator.jvm_options()
+    assert options.startswith(openapi_generator.QUICK_JVM)
+    assert f"-XX:SharedArchiveFile={archive}" in options
+    assert "-XX:+IgnoreUnrecognizedVMOptions" in options  # Java 11 has no such archive: not an error
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xmx1g")
+    assert openapi_generator.jvm_options() == "-Xmx1g"
+
+
 def _window(rps: float, us: float) -> bench_load.Window:
     """A 1 s window of `rps` answers costing the server `us` µs each."""
     cpu = rps * us / 1e6
