@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
@@ -78,12 +78,14 @@ QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 short-lived JVM with only the quick compiler and one GC thread spends half the CPU (3 s, not 6, for
 one language) and writes the same files."""
 ARCHIVES = ROOT / "build" / "jvm"
-SHARING = "-XX:+IgnoreUnrecognizedVMOptions"
-"""The generator runs on Java 11+, and Java 11 has no dynamic class archive: it ignores the options."""
+SHARING = f"-XX:+IgnoreUnrecognizedVMOptions -XX:ErrorFile={ARCHIVES}/hs_err_%p.log"
+"""With a class archive: Java 11, which has none, ignores the options; a JVM's crash report goes
+to build/jvm/, not to the repository's root."""
+JVM_CRASH = "A fatal error has been detected by the Java Runtime Environment"
 
 
 def class_archive() -> Path:
-    """Where the generator's classes are kept parsed and verified (JVM class-data sharing, JDK 13+):
+    """Where the generator's classes are kept parsed and verified (JVM class-data sharing, Java 13+):
     a generation took 4.0 CPU-s without, 2.6 with. One per generator version and `java` binary, as a
     JVM refuses an archive that another build of it wrote."""
     java = Path(shutil.which("java") or "java").resolve()
@@ -92,34 +94,40 @@ def class_archive() -> Path:
     return ARCHIVES / f"openapi-generator-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.jsa"
 
 
-def jvm_options() -> str:
-    """JAVA_TOOL_OPTIONS for a run of the generator: the caller's, else `QUICK_JVM` and the class
-    archive once a run has written it (`run`)."""
-    if "JAVA_TOOL_OPTIONS" in os.environ:
-        return os.environ["JAVA_TOOL_OPTIONS"]
-    archive = class_archive()
-    return f"{QUICK_JVM} {SHARING} -XX:SharedArchiveFile={archive}" if archive.is_file() else QUICK_JVM
-
-
 def run(*args: str) -> str:
-    """The CLI's output (stdout and stderr); CalledProcessError, with that output, on failure. Without
-    a class archive yet, this run writes one as its JVM exits (under a name of its own, moved into
-    place whole: two runs at once may both write one)."""
-    options, written = jvm_options(), None
-    if "JAVA_TOOL_OPTIONS" not in os.environ and "SharedArchiveFile" not in options:
-        ARCHIVES.mkdir(parents=True, exist_ok=True)
-        written = class_archive().with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
-        options += f" {SHARING} -XX:ArchiveClassesAtExit={written}"
-    result = subprocess.run(
-        [cli(), *args],
-        cwd=ROOT,
-        env={**os.environ, "JAVA_TOOL_OPTIONS": options},
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
+    """The CLI's output (stdout and stderr); CalledProcessError, with that output, on failure.
+
+    The generator's JVM gets `QUICK_JVM` (unless JAVA_TOOL_OPTIONS is set) and reads the class archive;
+    without one yet, it writes one as it exits, under a name of its own moved into place only after
+    a run that succeeded (two runs at once may both write one). An archive cut short (a full disk)
+    crashes the JVM that maps it: it is then deleted, and the run made again without it."""
+    if "JAVA_TOOL_OPTIONS" in os.environ:
+        return _checked(_generator(args, os.environ["JAVA_TOOL_OPTIONS"]))
+    archive = class_archive()
+    if archive.is_file():
+        result = _generator(args, f"{QUICK_JVM} {SHARING} -XX:SharedArchiveFile={archive}")
+        if JVM_CRASH not in result.stdout + result.stderr:
+            return _checked(result)
+        archive.unlink(missing_ok=True)
+    ARCHIVES.mkdir(parents=True, exist_ok=True)
+    written = archive.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        result = _generator(args, f"{QUICK_JVM} {SHARING} -XX:ArchiveClassesAtExit={written}")
+        if result.returncode == 0 and written.is_file():
+            written.replace(archive)
+    finally:
+        written.unlink(missing_ok=True)
+    return _checked(result)
+
+
+def _generator(args: Sequence[str], jvm_options: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "JAVA_TOOL_OPTIONS": jvm_options}
+    return subprocess.run(
+        [cli(), *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=TIMEOUT
     )
-    if written is not None and written.is_file():
-        written.replace(class_archive())
+
+
+def _checked(result: subprocess.CompletedProcess[str]) -> str:
     log = result.stdout + result.stderr
     if result.returncode != 0:
         raise subprocess.CalledProcessError(result.returncode, result.args, log)

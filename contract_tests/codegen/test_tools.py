@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -101,21 +102,61 @@ def test_an_unknown_language_is_refused_naming_the_known_ones() -> None:
         openapi_generator.config("cobol")
 
 
-def test_the_generator_jvm_reads_the_class_archive_once_written_and_the_callers_options_win(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(openapi_generator, "ARCHIVES", tmp_path)
+FAKE_GENERATOR = """#!/bin/sh
+# Stands in for openapi-generator-cli: notes the JVM options, and acts like the JVM on the archive.
+printf '%s\\n' "$JAVA_TOOL_OPTIONS" >> "$(dirname "$0")/options.log"
+archive=$(printf '%s' "$JAVA_TOOL_OPTIONS" | sed -n 's/.*SharedArchiveFile=\\([^ ]*\\).*/\\1/p')
+if [ -n "$archive" ] && [ "$(cat "$archive")" = cut-short ]; then
+  echo "# A fatal error has been detected by the Java Runtime Environment:"; exit 134
+fi
+written=$(printf '%s' "$JAVA_TOOL_OPTIONS" | sed -n 's/.*ArchiveClassesAtExit=\\([^ ]*\\).*/\\1/p')
+[ -n "$written" ] && echo classes > "$written"
+[ "$1" = fail ] && exit 1
+echo generated
+"""
+
+
+@pytest.fixture
+def fake_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The generator's class archive in `tmp_path`, and a stand-in CLI whose options land in options.log."""
+    cli = tmp_path / "openapi-generator-cli"
+    cli.write_text(FAKE_GENERATOR)
+    cli.chmod(0o755)
+    monkeypatch.setattr(openapi_generator, "cli", lambda: str(cli))
+    monkeypatch.setattr(openapi_generator, "ARCHIVES", tmp_path / "jvm")
     monkeypatch.delenv("JAVA_TOOL_OPTIONS", raising=False)
-    assert openapi_generator.jvm_options() == openapi_generator.QUICK_JVM
+    return tmp_path
+
+
+def test_the_first_generator_run_writes_the_class_archive_and_the_next_reads_it(fake_generator: Path) -> None:
     archive = openapi_generator.class_archive()
-    assert archive.parent == tmp_path
-    archive.write_bytes(b"")
-    options = openapi_generator.jvm_options()
-    assert options.startswith(openapi_generator.QUICK_JVM)
-    assert f"-XX:SharedArchiveFile={archive}" in options
-    assert "-XX:+IgnoreUnrecognizedVMOptions" in options  # Java 11 has no such archive: not an error
+    assert openapi_generator.run("generate") == "generated\n"
+    assert archive.read_text() == "classes\n"
+    openapi_generator.run("generate")
+    first, second = (fake_generator / "options.log").read_text().splitlines()
+    assert first.startswith(openapi_generator.QUICK_JVM) and "-XX:ArchiveClassesAtExit=" in first
+    assert second.startswith(openapi_generator.QUICK_JVM) and f"-XX:SharedArchiveFile={archive}" in second
+    assert "-XX:+IgnoreUnrecognizedVMOptions" in second  # Java 11 has no such archive: not an error
+    assert [path.name for path in archive.parent.iterdir()] == [archive.name]  # no part left behind
+
+
+def test_an_archive_cut_short_is_dropped_and_the_run_made_without_it(fake_generator: Path) -> None:
+    archive = openapi_generator.class_archive()
+    archive.parent.mkdir()
+    archive.write_text("cut-short")  # as a full disk leaves it: the JVM that maps it crashes
+    assert openapi_generator.run("generate") == "generated\n"
+    assert archive.read_text() == "classes\n"  # written anew by the run made without it
+
+
+def test_a_failed_generation_leaves_no_archive_and_the_callers_options_win(
+    fake_generator: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(subprocess.CalledProcessError):
+        openapi_generator.run("fail")
+    assert list(openapi_generator.ARCHIVES.iterdir()) == []
     monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xmx1g")
-    assert openapi_generator.jvm_options() == "-Xmx1g"
+    openapi_generator.run("generate")
+    assert (fake_generator / "options.log").read_text().splitlines()[-1] == "-Xmx1g"
 
 
 def _window(rps: float, us: float) -> bench_load.Window:

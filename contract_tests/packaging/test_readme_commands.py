@@ -28,7 +28,7 @@ import pytest
 
 from contract_tests.packaging import wheelhouse
 from mock_gateway.testing import gateway_process
-from tools.openapi_generator import jvm_options
+from tools.openapi_generator import QUICK_JVM
 from tools.processes import run_captured
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -154,7 +154,7 @@ def run(block: Block, folder: Path, base_url: str, tools: Path | None, wheels: P
         "BOOGU_API_KEY": "test-key",
         "PATH": os.pathsep.join([*paths, str(Path(sys.executable).parent), os.environ["PATH"]]),
         "NO_COLOR": "1",
-        "JAVA_TOOL_OPTIONS": jvm_options(),
+        "JAVA_TOOL_OPTIONS": os.environ.get("JAVA_TOOL_OPTIONS", QUICK_JVM),
         # No bytecode written: pip compiled every module of the wheel-install block's venv, used once
         # (15 s of CPU); the repository's modules are read compiled from the run's cache all the same.
         "PYTHONDONTWRITEBYTECODE": "1",
