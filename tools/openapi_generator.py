@@ -13,6 +13,7 @@ silences the log, and the log is what the generator test checks).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -99,24 +100,33 @@ def run(*args: str) -> str:
 
     The generator's JVM gets `QUICK_JVM` (unless JAVA_TOOL_OPTIONS is set) and reads the class archive;
     without one yet, it writes one as it exits, under a name of its own moved into place only after
-    a run that succeeded (two runs at once may both write one). An archive cut short (a full disk)
-    crashes the JVM that maps it: it is then deleted, and the run made again without it."""
+    a run that succeeded (two runs at once may both write one). Whatever goes wrong with the archive
+    costs a run again without it, never the generation: one cut short (a full disk) crashes the JVM
+    that maps it, and is deleted; one that cannot be written (a read-only `build/`) fails the JVM
+    at its start."""
     if "JAVA_TOOL_OPTIONS" in os.environ:
         return _checked(_generator(args, os.environ["JAVA_TOOL_OPTIONS"]))
     archive = class_archive()
     if archive.is_file():
-        result = _generator(args, f"{QUICK_JVM} {SHARING} -XX:SharedArchiveFile={archive}")
-        if JVM_CRASH not in result.stdout + result.stderr:
-            return _checked(result)
-        archive.unlink(missing_ok=True)
-    ARCHIVES.mkdir(parents=True, exist_ok=True)
+        shared = _generator(args, f"{QUICK_JVM} {SHARING} -XX:SharedArchiveFile={archive}")
+        if JVM_CRASH not in shared.stdout + shared.stderr:
+            return _checked(shared)
+        with contextlib.suppress(OSError):
+            archive.unlink(missing_ok=True)
     written = archive.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+    result: subprocess.CompletedProcess[str] | None = None
     try:
+        ARCHIVES.mkdir(parents=True, exist_ok=True)
         result = _generator(args, f"{QUICK_JVM} {SHARING} -XX:ArchiveClassesAtExit={written}")
         if result.returncode == 0 and written.is_file():
             written.replace(archive)
+    except OSError:
+        pass  # build/ cannot hold the archive: made again without it, below
     finally:
-        written.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            written.unlink(missing_ok=True)
+    if result is None or result.returncode != 0:
+        result = _generator(args, QUICK_JVM)
     return _checked(result)
 
 

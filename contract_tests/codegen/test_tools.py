@@ -110,7 +110,9 @@ if [ -n "$archive" ] && [ "$(cat "$archive")" = cut-short ]; then
   echo "# A fatal error has been detected by the Java Runtime Environment:"; exit 134
 fi
 written=$(printf '%s' "$JAVA_TOOL_OPTIONS" | sed -n 's/.*ArchiveClassesAtExit=\\([^ ]*\\).*/\\1/p')
-[ -n "$written" ] && echo classes > "$written"
+if [ -n "$written" ] && ! echo classes > "$written"; then
+  echo "Error occurred during initialization of VM"; exit 1  # as the JVM fails when it cannot
+fi
 [ "$1" = fail ] && exit 1
 echo generated
 """
@@ -157,6 +159,21 @@ def test_a_failed_generation_leaves_no_archive_and_the_callers_options_win(
     monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xmx1g")
     openapi_generator.run("generate")
     assert (fake_generator / "options.log").read_text().splitlines()[-1] == "-Xmx1g"
+
+
+def test_an_archive_that_cannot_be_written_costs_a_run_not_the_generation(
+    fake_generator: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (fake_generator / "build").write_text("a file where build/ would be")  # no folder can go there
+    monkeypatch.setattr(openapi_generator, "ARCHIVES", fake_generator / "build" / "jvm")
+    assert openapi_generator.run("generate") == "generated\n"
+    assert (fake_generator / "options.log").read_text().splitlines()[-1] == openapi_generator.QUICK_JVM
+    # A folder the JVM cannot write its archive into: it fails at its start, and the run is made again.
+    monkeypatch.setattr(openapi_generator, "ARCHIVES", fake_generator / "jvm")
+    monkeypatch.setattr(openapi_generator, "class_archive", lambda: fake_generator / "gone" / "x.jsa")
+    assert openapi_generator.run("generate") == "generated\n"
+    dump, plain = (fake_generator / "options.log").read_text().splitlines()[-2:]
+    assert "-XX:ArchiveClassesAtExit=" in dump and plain == openapi_generator.QUICK_JVM
 
 
 def _window(rps: float, us: float) -> bench_load.Window:
