@@ -45,14 +45,14 @@ setup: $(VENV)/.installed node_modules/.installed ## venv with the project and d
 # settings: where it cannot reach the index that pip is set up for (a mirror in pip.conf), pip installs
 # instead. pip stays in the venv for the tests that install our wheels as a user would.
 UV := uv==0.13.9
+DEV_INSTALL := "pip>=24" -e ./generated -e '.[dev]'
 $(BIN)/uv:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(UV)"
 
 $(VENV)/.installed: pyproject.toml generated/pyproject.toml $(BIN)/uv
-	$(BIN)/uv pip install --quiet --system-certs --compile-bytecode --python $(PY) "pip>=24" -e ./generated -e '.[dev]' \
-		|| { echo "make setup: uv failed (above); installing with pip"; \
-		     $(PY) -m pip install --quiet "pip>=24" -e ./generated -e '.[dev]'; }
+	$(BIN)/uv pip install --quiet --system-certs --compile-bytecode --python $(PY) $(DEV_INSTALL) \
+		|| { echo "make setup: uv failed (above); installing with pip"; $(PY) -m pip install --quiet $(DEV_INSTALL); }
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

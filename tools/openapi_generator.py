@@ -79,10 +79,6 @@ QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 short-lived JVM with only the quick compiler and one GC thread spends half the CPU (3 s, not 6, for
 one language) and writes the same files."""
 ARCHIVES = ROOT / "build" / "jvm"
-SHARING = "-XX:+IgnoreUnrecognizedVMOptions -XX:ErrorFile=build/jvm/hs_err_%p.log"
-"""With a class archive: Java 11, which has none, ignores the options; a JVM's crash report goes
-to build/jvm/, not to the repository's root. Paths in JAVA_TOOL_OPTIONS are relative to the root
-(the generator's working folder): the options are split at spaces, which a clone's path may hold."""
 JVM_CRASH = "A fatal error has been detected by the Java Runtime Environment"
 
 
@@ -109,7 +105,7 @@ def run(*args: str) -> str:
         return _checked(_generator(args, os.environ["JAVA_TOOL_OPTIONS"]))
     archive = class_archive()
     if archive.is_file():
-        shared = _generator(args, f"{QUICK_JVM} {SHARING} -XX:SharedArchiveFile={_rooted(archive)}")
+        shared = _generator(args, _sharing(f"-XX:SharedArchiveFile={_rooted(archive)}"))
         if JVM_CRASH not in shared.stdout + shared.stderr:
             return _checked(shared)
         with contextlib.suppress(OSError):
@@ -118,7 +114,7 @@ def run(*args: str) -> str:
     result: subprocess.CompletedProcess[str] | None = None
     try:
         ARCHIVES.mkdir(parents=True, exist_ok=True)
-        result = _generator(args, f"{QUICK_JVM} {SHARING} -XX:ArchiveClassesAtExit={_rooted(written)}")
+        result = _generator(args, _sharing(f"-XX:ArchiveClassesAtExit={_rooted(written)}"))
         if result.returncode == 0 and written.is_file():
             written.replace(archive)
     except OSError:
@@ -131,8 +127,16 @@ def run(*args: str) -> str:
     return _checked(result)
 
 
+def _sharing(archive_option: str) -> str:
+    """`QUICK_JVM` with an archive option. Java 11, which has no such archive, ignores the options; a
+    JVM's crash report goes beside the archives, not to the repository's root."""
+    crash_report = _rooted(ARCHIVES / "hs_err_%p.log")
+    return f"{QUICK_JVM} -XX:+IgnoreUnrecognizedVMOptions -XX:ErrorFile={crash_report} {archive_option}"
+
+
 def _rooted(path: Path) -> str:
-    """`path` as the generator's JVM, working in the root, finds it (relative when it can be)."""
+    """`path` as the generator's JVM, working in the root, finds it: relative when it can be, as
+    JAVA_TOOL_OPTIONS is split at spaces, which a clone's path may hold."""
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
