@@ -222,9 +222,10 @@ class Contract:
 
     def route(self, method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
         """The operation and path parameters of a request, or None when it is no API operation."""
+        method = method.upper()
         for operation in self.operations.values():
-            match = operation.route.fullmatch(path)
-            if match and method.upper() == operation.method:
+            match = operation.route.fullmatch(path) if method == operation.method else None
+            if match:
                 return operation, {name: unquote(value) for name, value in match.groupdict().items()}
         return None
 

@@ -17,6 +17,7 @@ from boogu_contract import redact_url, wire
 
 from ..server import AdminAuth, add_admin_options, admin_refusal, check_token, server_config
 from ._cassette import CassetteError, CassetteWriter
+from ._direct import DirectProtocol
 from ._proxy import ContractProxy
 from ._replay import ReplayApp
 
@@ -132,5 +133,7 @@ def _admin_allowed(args: argparse.Namespace, console: Console) -> bool:
 def _serve(app: ContractProxy | ReplayApp, args: argparse.Namespace) -> int:
     served: ASGIApp = AdminAuth(app, args.admin_token) if args.admin_token else app
     options = {"log_level": args.log_level, "server_header": False, "date_header": False}
+    if isinstance(app, ContractProxy):  # its plain calls skip the ASGI cycle (and AdminAuth: no admin route)
+        options |= {"protocol": DirectProtocol, "protocol_attributes": {"direct": app}}
     uvicorn.Server(server_config(served, host=args.host, port=args.port, **options)).run()
     return 0

@@ -51,6 +51,7 @@ from ..model import Clock, SystemClock
 from ..model._journal import clip_body
 from ._asgi import (
     Answer,
+    Request,
     TooLarge,
     end_to_end,
     error_answer,
@@ -183,36 +184,51 @@ class ContractProxy:
             return
         path: str = scope["path"]
         method: str = scope["method"]
+        answer = self._own_answer(method, path)  # before the body, whatever it holds
+        if answer is None:
+            try:
+                body = await read_body(receive, self.max_body_bytes)
+            except TooLarge:
+                answer = self._too_large()
+            else:
+                answer = await self._passed_on_answer(Request.of(scope, body))
+        await send_answer(send, answer)
+
+    async def answer(self, request: Request) -> Answer:
+        """What an ASGI call gets, for a request already read whole: the served proxy's direct path
+        (`DirectProtocol`) answers its plain requests with it, without the ASGI cycle."""
+        answer = self._own_answer(request.method, request.path)
+        if answer is not None:
+            return answer
+        if len(request.body) > self.max_body_bytes:
+            return self._too_large()
+        return await self._passed_on_answer(request)
+
+    def _own_answer(self, method: str, path: str) -> Answer | None:
+        """The proxy's answer to a path it forwards nowhere: one with dot segments, or its violations."""
         if has_dot_segments(path):
             message = "The proxy forwards no path with `.` or `..` segments: ask for the path they name."
-            await send_answer(send, error_answer(400, "Bad Request", message))
-            return
+            return error_answer(400, "Bad Request", message)
         if path == f"{ADMIN_PREFIX}/violations" and method in ("GET", "DELETE"):
             if method == "DELETE":
                 self.violations.clear()
-            await send_answer(
-                send,
-                Answer(200, [("content-type", "application/json")], orjson.dumps(self.violations.entries())),
+            return Answer(
+                200, [("content-type", "application/json")], orjson.dumps(self.violations.entries())
             )
-            return
-        try:
-            body = await read_body(receive, self.max_body_bytes)
-        except TooLarge:
-            limit = self.max_body_bytes
-            answer = error_answer(
-                413, "Payload Too Large", f"The proxy reads request bodies up to {limit} bytes."
-            )
-            await send_answer(send, answer)
-            return
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
-        query = scope.get("query_string", b"").decode("latin-1")
+        return None
+
+    def _too_large(self) -> Answer:
+        message = f"The proxy reads request bodies up to {self.max_body_bytes} bytes."
+        return error_answer(413, "Payload Too Large", message)
+
+    async def _passed_on_answer(self, request: Request) -> Answer:
+        """The upstream's answer, checked (or a media download's)."""
+        method, path, query, headers, body, server, scheme = request
         target = path + (f"?{query}" if query else "")
         if path.startswith(MEDIA_PREFIX) and method == "GET":
-            answer = await self._media_download(path, target, headers)
-        else:
-            base = self._base_url(scope) if self.rewrite_media else ""
-            answer = await self._forward(method, target, path, query, headers, body, base)
-        await send_answer(send, answer)
+            return await self._media_download(path, target, headers)
+        base = self._base_url(server, scheme) if self.rewrite_media else ""
+        return await self._forward(method, target, path, query, headers, body, base)
 
     async def _forward(
         self,
@@ -410,13 +426,13 @@ class ContractProxy:
             return raw
         return _JSON_STRING.sub(lambda found: replaced.get(found[0], found[0]), raw)
 
-    def _base_url(self, scope: Scope) -> str:
+    def _base_url(self, server: tuple[str, int | None] | None, scheme: str) -> str:
         """The proxy's own URL for rewritten media URLs: `public_url`, else the address that the
         connection reached (never the caller's `Host`, which anyone can set)."""
         if self.public_url:
             return self.public_url
-        host, port = scope.get("server") or ("127.0.0.1", 80)
-        return f"{scope.get('scheme', 'http')}://{f'[{host}]' if ':' in host else host}:{port}"
+        host, port = server or ("127.0.0.1", 80)
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
     async def _media_download(self, path: str, target: str, headers: list[tuple[str, str]]) -> Answer:
         url = self._media.get(path.removeprefix(MEDIA_PREFIX))

@@ -21,12 +21,12 @@ import ssl
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 
-from ._asgi import Answer, TooLarge
+from ._asgi import Answer, TooLarge, text_headers
 
 MAX_HEAD_BYTES = 64 * 1024
 """Bytes of an answer's status line and headers read before giving up on it (aiohttp: 8 KiB a line)."""
@@ -236,8 +236,8 @@ class _Connection(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self._stop_timer()
             self.reusable = reusable
-            headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.headers]
-            self.waiter.set_result(Answer(self.parser.get_status_code(), headers, bytes(self.body)))
+            answer = Answer(self.parser.get_status_code(), text_headers(self.headers), bytes(self.body))
+            self.waiter.set_result(answer)
             self.headers, self.body = [], bytearray()  # what the parser may still call back with is no one's
 
     def _fail(self, exc: Exception) -> None:
@@ -324,7 +324,7 @@ class Upstream:
                 connection.close()  # failed, cancelled (the timeout) or not to be kept
         connection.waiter = None
         if any(name.lower() == "content-encoding" for name, _ in reply.headers):
-            reply = replace(reply, body=decoded(reply, self.max_body_bytes))
+            reply = reply._replace(body=decoded(reply, self.max_body_bytes))
         if connection.open and self._idle_count < self._limit:
             connection.idle_since = time.monotonic()
             self._idle.setdefault(origin.key, []).append(connection)

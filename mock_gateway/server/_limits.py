@@ -226,27 +226,43 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(503, f"The mock serves at most {self.connection_limit()} connections at once.")
 
 
-def guarded_protocol(backend: Configured, max_connections: int | None = None) -> type[HttpToolsProtocol]:
+def guarded_protocol(
+    backend: Configured,
+    max_connections: int | None = None,
+    base: type[GuardedHttpToolsProtocol] = GuardedHttpToolsProtocol,
+    **attributes: Any,
+) -> type[HttpToolsProtocol]:
+    """`base` (the guarded protocol or a subclass) with its class attributes set: `attributes` too."""
     return type(
-        "GuardedHttpToolsProtocol",
-        (GuardedHttpToolsProtocol,),
+        base.__name__,
+        (base,),
         {
             "backend": backend,
             "max_connections": max_connections or default_max_connections(),
             "sockets": socket_budget(),
+            **attributes,
         },
     )
 
 
-def server_config(app: Any, *, max_connections: int | None = None, **options: Any) -> uvicorn.Config:
-    """uvicorn settings for serving the mock (and the proxy and replay): the guarded protocol, a bounded
+def server_config(
+    app: Any,
+    *,
+    max_connections: int | None = None,
+    protocol: type[GuardedHttpToolsProtocol] = GuardedHttpToolsProtocol,
+    protocol_attributes: dict[str, Any] | None = None,
+    **options: Any,
+) -> uvicorn.Config:
+    """uvicorn settings for serving the mock (and the proxy and replay): the guarded protocol (or
+    `protocol`, a subclass, with `protocol_attributes`), a bounded
     graceful shutdown, and no `X-Forwarded-*` taken from callers: uvicorn trusts them from loopback by
     default, so a caller's `X-Forwarded-Proto: https` made the mock's `polling_url` https on a plain
     HTTP port (`--public-url` is the way to name the address behind a reverse proxy); and skipping
     that middleware saves the proxy 5% of its CPU a call."""
+    backend = getattr(getattr(app, "state", None), "backend", Defaults())
     return uvicorn.Config(
         app,
-        http=guarded_protocol(getattr(getattr(app, "state", None), "backend", Defaults()), max_connections),
+        http=guarded_protocol(backend, max_connections, protocol, **(protocol_attributes or {})),
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         access_log=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -22,11 +23,12 @@ def free_port_socket(host: str = "127.0.0.1") -> socket.socket:
 class LiveServer:
     """Uvicorn serving an app on a loopback port, in a background thread."""
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", **options: Any) -> None:
+        """`options` go to `server_config` (such as another protocol)."""
         self._socket = free_port_socket(host)
         port = self._socket.getsockname()[1]
         self.base_url = f"http://{host}:{port}"
-        self._server = uvicorn.Server(server_config(app, log_level="warning", lifespan="on"))
+        self._server = uvicorn.Server(server_config(app, log_level="warning", lifespan="on", **options))
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
