@@ -146,6 +146,20 @@ def test_pipelined_requests_are_answered_in_order(base_url):
     assert answers.index(b'"/slow/1"') < answers.index(b'"/v1/2"') < answers.index(b'"/v1/3"')
 
 
+def test_a_pipelined_request_whose_body_comes_after_the_answer_before_it(base_url):
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        first, second_head = b"GET /slow/1 HTTP/1.1\r\nhost: x\r\n\r\n", b"POST /v1/2 HTTP/1.1\r\nhost: x\r\n"
+        sock.sendall(first + second_head + b"content-length: 4\r\n\r\n")
+        received = b""
+        while b'"/slow/1"' not in received:
+            received += sock.recv(65536)
+        sock.sendall(b"late")
+        while b'"late"' not in received:
+            received += sock.recv(65536)
+    assert received.count(b"HTTP/1.1 200 ") == 2
+
+
 def test_a_body_that_comes_late_is_waited_for_and_one_that_never_comes_gets_a_408(base_url):
     host, port = base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:

@@ -76,10 +76,19 @@ class DirectProtocol(GuardedHttpToolsProtocol):
         cycle.direct = self.direct
         existing, self.cycle = self.cycle, cycle
         if existing is None or existing.response_complete:
-            self._start_asgi_task(cycle, self.app)
+            cycle.unstarted = True  # started with its body in (`on_message_complete`), not before
         else:  # pipelined: after the one before it, as uvicorn queues its own
             self.flow.pause_reading()
             self.pipeline.appendleft((cycle, self.app))
+
+    def on_message_complete(self) -> None:
+        """A request's task starts once its body is in: a body sent apart from its head (as httpx
+        sends one) then costs the task no wait and the loop no turn."""
+        super().on_message_complete()
+        cycle = self.cycle
+        if isinstance(cycle, DirectCycle) and cycle.unstarted:
+            cycle.unstarted = False
+            self._start_asgi_task(cycle, self.app)
 
     def _plain_target(self) -> tuple[str, bytes, bytes] | None:
         """The decoded path, the raw path and the query of a plain request (see the module's
@@ -107,10 +116,12 @@ class DirectCycle(RequestResponseCycle):
     """uvicorn's request cycle (the protocol and its limits read its state), run without ASGI."""
 
     direct: DirectApp
+    unstarted = False
+    """Neither started nor queued behind another request: its protocol starts it once its body is in."""
 
     async def run_asgi(self, app: Any) -> None:
         try:
-            while self.more_body and not self.disconnected:  # the body did not come with the head
+            while self.more_body and not self.disconnected:  # pipelined: queued before its body was in
                 await self.message_event.wait()
                 self.message_event.clear()
             if self.disconnected:
