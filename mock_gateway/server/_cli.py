@@ -16,6 +16,7 @@ from ..model import DEFAULT_API_KEY, MockConfig, check_key
 from ._admin_auth import add_admin_options, admin_refusal
 from ._app import create_app
 from ._gc import CollectionPacer
+from ._hugepages import HugePages
 from ._limits import server_config
 
 
@@ -162,8 +163,11 @@ def serve(args: argparse.Namespace) -> int:
     options = {"host": args.host, "port": args.port, "log_level": args.log_level}
     pacer = CollectionPacer()
     pacer.install()  # this process is the mock's alone: jobs held for an hour cost no full collections
+    huge_pages = HugePages()
+    huge_pages.start()  # and its heap: on 2 MiB pages where Linux offers them
     try:
         uvicorn.Server(server_config(app, max_connections=args.max_connections, **options)).run()
     finally:
+        huge_pages.stop()
         pacer.uninstall()
     return 0
