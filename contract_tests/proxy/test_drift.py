@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from boogu_contract import Conformance, ContractViolation
+from boogu_contract._conformance import _is_request_id
 from mock_gateway.contract_tools._proxy import ContractProxy
 
 from .drift import STATUS, SUBMIT, drifting_app, request_id, served, status_body
@@ -119,6 +120,25 @@ async def test_a_correct_answer_has_no_violation(http):
     assert response.status_code == 202
     assert response.headers["x-contract-violations"] == "0"
     assert await violations(http) == []
+
+
+@pytest.mark.parametrize(
+    ("rest", "shaped"),
+    [
+        ("0193a5f0-1c2d-7e3f-8a4b-5c6d7e8f9a0b", True),
+        ("0193A5F0-1C2D-7E3F-8A4B-5C6D7E8F9A0B", True),
+        ("{0193a5f0-1c2d-7e3f-8a4b-5c6d7e8f9a0b}", True),
+        ("urn:uuid:0193a5f0-1c2d-7e3f-8a4b-5c6d7e8f9a0b", True),
+        ("0193a5f01c2d7e3f8a4b5c6d7e8f9a0b", True),
+        ("0193a5f0-1c2d-4e3f-8a4b-5c6d7e8f9a0b", False),  # version 4
+        ("0193a5f0-1c2d-7e3f-ca4b-5c6d7e8f9a0b", False),  # not the RFC variant
+        ("0193a5f0-1c2d-7e3f-8a4b-5c6d7e8f9a0", False),
+        ("", False),
+    ],
+)
+def test_request_ids_are_model_and_uuidv7_in_any_spelling_uuid_reads(rest, shaped):
+    assert _is_request_id(f"boogu-image_{rest}", "boogu-image") is shaped
+    assert not _is_request_id(f"other_{rest}", "boogu-image")
 
 
 def test_the_rules_a_schema_cannot_hold():
