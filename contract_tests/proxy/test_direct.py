@@ -38,6 +38,8 @@ class Direct:
             await asyncio.sleep(0.3)
         if path.startswith("/fail"):
             raise RuntimeError("the proxy failed")
+        if path.startswith("/big"):
+            return Answer(200, [("content-type", "image/jpeg")], bytes(range(256)) * 4096)
         if path.startswith("/bad"):
             return Answer(200, [("x-summary", "1; /body/a\nb")], b"{}")
         seen = {"method": method, "path": path, "query": query, "headers": headers, "body": body.decode()}
@@ -206,6 +208,13 @@ async def test_many_calls_at_once(base_url):
     async with httpx.AsyncClient(base_url=base_url, limits=httpx.Limits(max_connections=50)) as http:
         answers = await asyncio.gather(*(http.post(f"/v1/{n}", content=str(n)) for n in range(100)))
     assert [answer.json()["body"] for answer in answers] == [str(n) for n in range(100)]
+
+
+def test_a_large_answer_comes_whole_and_a_head_without_it(base_url):
+    response = httpx.get(f"{base_url}/big")
+    assert response.content == bytes(range(256)) * 4096
+    head = httpx.head(f"{base_url}/big")
+    assert head.content == b"" and head.headers["content-length"] == str(256 * 4096)
 
 
 def test_deeply_nested_and_huge_bodies_pass_whole(base_url):

@@ -142,7 +142,8 @@ class DirectCycle(RequestResponseCycle):
             self.on_response = lambda: None
 
     def _write(self, answer: Answer) -> None:
-        """The answer in one write, by the rules of uvicorn's `send` for a body of known length."""
+        """The answer in one socket write (a large body in its own), by the rules of uvicorn's `send`
+        for a body of known length."""
         self.response_started = True
         self.waiting_for_100_continue = False
         scope: Any = self.scope
@@ -172,12 +173,12 @@ class DirectCycle(RequestResponseCycle):
         if not self.keep_alive:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
-        if scope["method"] != "HEAD":
-            head.append(answer.body)
         transport: Any = self.transport
         transport.write(b"".join(head))
+        if answer.body and scope["method"] != "HEAD":
+            transport.write(answer.body)  # `CoalescingTransport` joins a small one to the head
         if hasattr(transport, "flush"):
-            transport.flush()  # `CoalescingTransport`: no reason to wait for the loop's next turn
+            transport.flush()  # no reason to wait for the loop's next turn
         self.response_complete = True
         self.message_event.set()
         if not self.keep_alive:
