@@ -17,6 +17,7 @@ from mock_gateway.server._hugepages import (
     MADV_HUGEPAGE,
     HugePages,
     anonymous_ranges,
+    huge_pages_offered,
 )
 
 MB = 1024 * 1024
@@ -75,7 +76,7 @@ def test_a_refusal_of_the_advice_stops_asking() -> None:
 
 def test_the_thread_advises_every_period_and_stops() -> None:
     kernel = Kernel()
-    pages = HugePages(kernel, lambda: MAPS, period=0.01)
+    pages = HugePages(kernel, lambda: MAPS, period=0.01, offered=lambda: True)
     pages.start()
     deadline = time.monotonic() + 5
     while len(kernel.calls) < 8 and time.monotonic() < deadline:
@@ -95,10 +96,36 @@ def test_huge_unreadable_or_missing_maps_are_no_harm() -> None:
     def unreadable() -> list[str]:
         raise PermissionError("no /proc here")
 
-    pages = HugePages(Kernel(), unreadable, period=0.01)
+    pages = HugePages(Kernel(), unreadable, period=0.01, offered=lambda: True)
     pages.start()
     time.sleep(0.05)
     pages.stop()  # the thread ended on the error, and stop still returns
+
+
+@pytest.mark.parametrize(
+    ("text", "offered"),
+    [
+        ("always [madvise] never\n", True),
+        ("[always] madvise never\n", True),
+        ("always madvise [never]\n", False),
+        ("\xff\x00 garbage", False),
+        (None, False),
+    ],
+)
+def test_an_administrators_never_is_kept(tmp_path, text, offered):
+    setting = tmp_path / "enabled"
+    if text is not None:
+        setting.write_bytes(text.encode("latin-1"))
+    assert huge_pages_offered(setting) is offered
+
+
+def test_where_huge_pages_are_not_offered_nothing_is_asked() -> None:
+    kernel = Kernel()
+    pages = HugePages(kernel, lambda: MAPS, period=0.01, offered=lambda: False)
+    pages.start()
+    time.sleep(0.05)
+    pages.stop()
+    assert kernel.calls == []
 
 
 def thp_setting() -> str | None:
