@@ -127,9 +127,11 @@ class HugePages:
         self._thread.start()
 
     def stop(self) -> None:
+        """At once, or within a second if a collapse is under way: the served mock's SIGTERM promises an
+        exit within 5 s, and the thread is a daemon, which the process's exit ends anyway."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=1)
             self._thread = None
 
     def _run(self) -> None:
