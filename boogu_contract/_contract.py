@@ -224,7 +224,9 @@ class Contract:
         """The operation and path parameters of a request, or None when it is no API operation."""
         method = method.upper()
         for operation in self.operations.values():
-            match = operation.route.fullmatch(path) if method == operation.method else None
+            if method != operation.method:
+                continue  # one string comparison, before any pattern is tried
+            match = operation.route.fullmatch(path)
             if match:
                 return operation, {name: unquote(value) for name, value in match.groupdict().items()}
         return None

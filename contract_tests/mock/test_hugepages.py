@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
@@ -128,14 +127,7 @@ def test_where_huge_pages_are_not_offered_nothing_is_asked() -> None:
     assert kernel.calls == []
 
 
-def thp_setting() -> str | None:
-    path = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-    if not path.is_file():
-        return None
-    return path.read_text().split("[", 1)[-1].split("]", 1)[0]
-
-
-@pytest.mark.skipif(thp_setting() in (None, "never"), reason="transparent huge pages are off or absent here")
+@pytest.mark.skipif(not huge_pages_offered(), reason="transparent huge pages are off or absent here")
 def test_a_heap_of_small_objects_ends_up_on_huge_pages() -> None:
     """In a process of its own, as a served mock's: 200 MB of small objects, advised once."""
     script = textwrap.dedent(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httptools
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
@@ -30,6 +30,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from boogu_contract.wire import ADMIN_PREFIX
 
+from ..server._coalesce import CoalescingTransport
 from ..server._limits import GuardedHttpToolsProtocol
 from ._asgi import Answer, Request
 
@@ -173,12 +174,11 @@ class DirectCycle(RequestResponseCycle):
         if not self.keep_alive:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
-        transport: Any = self.transport
+        transport = cast(CoalescingTransport, self.transport)  # as `GuardedHttpToolsProtocol` wraps it
         transport.write(b"".join(head))
         if answer.body and scope["method"] != "HEAD":
-            transport.write(answer.body)  # `CoalescingTransport` joins a small one to the head
-        if hasattr(transport, "flush"):
-            transport.flush()  # no reason to wait for the loop's next turn
+            transport.write(answer.body)  # joined to the head if small, written apart if large
+        transport.flush()  # no reason to wait for the loop's next turn
         self.response_complete = True
         self.message_event.set()
         if not self.keep_alive:

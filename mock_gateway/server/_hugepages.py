@@ -108,7 +108,7 @@ class HugePages:
         collapsed = 0
         for start, length in anonymous_ranges(self._mappings()):
             if self._advise(start, length, MADV_HUGEPAGE) != 0:
-                # Off (`never`), or no such advice: nothing this process asks will change that.
+                # A kernel without transparent huge pages: nothing this process asks will change that.
                 logger.debug("transparent huge pages refused (errno %d): not asked again", ctypes.get_errno())
                 self.refused = True
                 return collapsed
