@@ -42,7 +42,7 @@ async def submit(request: Request) -> Response:
 
 async def status(request: Request) -> Response:
     """A finished job; `huge_…` ids list 200,000 media URLs that are not text, `nested_…` ids a
-    million in 1,000 lists."""
+    million in 1,000 lists, `controls_…` ids an output field named with control characters."""
     rid = request.path_params["request_id"]
     SEEN.append((request.url.path, dict(request.headers)))
     body = status_body(rid, "COMPLETED")
@@ -50,6 +50,8 @@ async def status(request: Request) -> Response:
         body["output"]["media_url"] = list(range(MEDIA_URLS))
     elif rid.startswith("nested"):
         body["output"]["media_url"] = [list(range(1000))] * 1000
+    elif rid.startswith("controls"):
+        body["output"]["line\nbreak\r\x00\x7f\tand é"] = 1  # a notice whose pointer no header may carry raw
     headers = {"connection": "x-upstream-hop", "x-upstream-hop": "1", "http2-settings": "AAMAAABkAAQAoAAA"}
     return JSONResponse(body, headers=headers)
 
@@ -160,6 +162,17 @@ def test_connection_headers_are_not_passed_on_either_way(proxy):
     assert answer.status_code == 200
     assert not {"x-upstream-hop", "http2-settings"} & set(answer.headers)
     assert not {"x-caller-hop", "http2-settings"} & set(SEEN[0][1])
+
+
+def test_a_field_named_with_control_characters_is_escaped_in_the_notices_header(proxy):
+    """The notice's pointer names the field: its control characters would make the header one that no
+    HTTP answer may carry, and the caller would get a closed connection instead of the answer."""
+    url, _ = proxy
+    answer = httpx.get(f"{url}/v2/requests/status/controls_{request_id()}", headers=KEY)
+    assert answer.status_code == 200 and answer.json()["status"] == "COMPLETED"
+    notices = answer.headers["x-contract-notices"]
+    assert notices.startswith("1; response /body/output/line") and "unlisted-field" in notices, notices
+    assert r"line\nbreak\r\x00\x7f\tand \xe9" in notices, notices
 
 
 def test_rewritten_media_urls_name_the_proxy_whatever_host_the_caller_sends(proxy):

@@ -88,6 +88,8 @@ INLINE_CHECK_BYTES = 64 * 1024
 """Exchanges with more body bytes than this are checked on the worker thread, off the event loop."""
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 """A JSON string token, escapes included (unrolled, so that long strings cost one scan)."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""Characters that no header value may hold raw (uvicorn closes the connection rather than send one)."""
 
 
 class ViolationLog:
@@ -524,9 +526,12 @@ def _summary(found: Collection[ContractViolation]) -> str:
     if not found:
         return "0"
     text = "; ".join([str(len(found)), *(v.summary() for v in found)])
+    # A pointer names the upstream's JSON keys: escaped to what a header value may hold (printable ASCII)
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    text = _CONTROL.sub(lambda char: char[0].encode("unicode_escape").decode("ascii"), text)
     if len(text) > MAX_HEADER_CHARS:
         text = text[: MAX_HEADER_CHARS - 3] + "..."
-    return text.encode("ascii", "backslashreplace").decode("ascii")
+    return text
 
 
 def _excerpt(key: str, value: Any) -> Any:
