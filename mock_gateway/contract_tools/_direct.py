@@ -175,10 +175,7 @@ class DirectCycle(RequestResponseCycle):
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
         transport = cast(CoalescingTransport, self.transport)  # as `GuardedHttpToolsProtocol` wraps it
-        transport.write(b"".join(head))
-        if answer.body and scope["method"] != "HEAD":
-            transport.write(answer.body)  # joined to the head if small, written apart if large
-        transport.flush()  # no reason to wait for the loop's next turn
+        transport.write_whole(b"".join(head), b"" if scope["method"] == "HEAD" else answer.body)
         self.response_complete = True
         self.message_event.set()
         if not self.keep_alive:
