@@ -286,6 +286,10 @@ GET = "- request: {method: GET, uri: /x}\n"
             "interaction #1: response.body: the tag tag:yaml.org,2002:python/object:os.system",
         ),
         (GET + "  response: {status: {code: 200}}\n---\nversion: 1\n", "a cassette is one YAML document"),
+        (
+            "- request: {method: GET, uri: 'http://[gw.example/x'}\n  response: {status: {code: 200}}\n",
+            "interaction #1: request.uri: 'http://[gw.example/x' is no URL (Invalid IPv6 URL)",
+        ),
     ],
     ids=[
         "5000-digit status",
@@ -298,6 +302,7 @@ GET = "- request: {method: GET, uri: /x}\n"
         "path",
         "tag",
         "two documents",
+        "uri",
     ],
 )
 def test_every_malformed_field_is_a_cassette_error_naming_it(tmp_path, entry, message):

@@ -42,7 +42,8 @@ async def submit(request: Request) -> Response:
 
 async def status(request: Request) -> Response:
     """A finished job; `huge_…` ids list 200,000 media URLs that are not text, `nested_…` ids a
-    million in 1,000 lists, `controls_…` ids an output field named with control characters."""
+    million in 1,000 lists, `bracket_…` ids URLs that are none, `controls_…` ids an output field
+    named with control characters."""
     rid = request.path_params["request_id"]
     SEEN.append((request.url.path, dict(request.headers)))
     body = status_body(rid, "COMPLETED")
@@ -50,6 +51,11 @@ async def status(request: Request) -> Response:
         body["output"]["media_url"] = list(range(MEDIA_URLS))
     elif rid.startswith("nested"):
         body["output"]["media_url"] = [list(range(1000))] * 1000
+    elif rid.startswith(
+        "bracket"
+    ):  # URLs that urlsplit refuses (ValueError), as a careless gateway writes them
+        body["output"]["media_url"] = ["http://[cdn.example/x.jpeg"]
+        body["polling_url"] = f"http://[gw.example/v2/requests/status/{rid}"
     elif rid.startswith("controls"):
         body["output"]["line\nbreak\r\x00\x7f\tand é"] = 1  # a notice whose pointer no header may carry raw
     headers = {"connection": "x-upstream-hop", "x-upstream-hop": "1", "http2-settings": "AAMAAABkAAQAoAAA"}
@@ -173,6 +179,17 @@ def test_a_field_named_with_control_characters_is_escaped_in_the_notices_header(
     notices = answer.headers["x-contract-notices"]
     assert notices.startswith("1; response /body/output/line") and "unlisted-field" in notices, notices
     assert r"line\nbreak\r\x00\x7f\tand \xe9" in notices, notices
+
+
+def test_urls_that_do_not_parse_are_violations_not_a_crash(proxy):
+    """`http://[host/...`: no URL (an IPv6 bracket never closed). The polling URL is a violation, the
+    media URL is passed on as sent (there is no http(s) URL to point at the proxy instead)."""
+    url, _ = proxy
+    rid = f"bracket_{request_id()}"
+    answer = httpx.get(f"{url}/v2/requests/status/{rid}", headers=KEY)
+    assert answer.status_code == 200, answer.text
+    assert "response /body/polling_url polling-url" in answer.headers["x-contract-violations"]
+    assert answer.json()["output"]["media_url"] == ["http://[cdn.example/x.jpeg"]
 
 
 def test_rewritten_media_urls_name_the_proxy_whatever_host_the_caller_sends(proxy):

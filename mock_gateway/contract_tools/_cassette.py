@@ -438,7 +438,10 @@ def _recording(path: Path, index: int, entry: Any, media: _MediaFiles) -> Record
         raise CassetteError(f"{where}: response.body: a {status} answer has no body")
     asked = _field(where, extra, "path", str, None, label="x-boogu.path")
     if asked is None:
-        parts = urlsplit(uri)
+        try:
+            parts = urlsplit(uri)
+        except ValueError as exc:  # `http://[host/x`: an IPv6 bracket never closed, and the like
+            raise CassetteError(f"{where}: request.uri: {excerpt(uri)!r} is no URL ({exc})") from None
         asked = parts.path + (f"?{parts.query}" if parts.query else "")
     return Recording(
         index=index,

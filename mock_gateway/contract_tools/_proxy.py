@@ -416,9 +416,13 @@ class ContractProxy:
         urls = output.get("media_url") if isinstance(output, dict) else None
         replaced: dict[bytes, bytes] = {}
         for url in urls if isinstance(urls, list) else []:
-            if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            try:
+                parts = urlsplit(url) if isinstance(url, str) else None
+            except ValueError:  # no URL (`http://[host/x`): passed on as sent
                 continue
-            extension = mimetypes.guess_extension(mimetypes.guess_type(urlsplit(url).path)[0] or "") or ""
+            if parts is None or parts.scheme not in ("http", "https"):
+                continue
+            extension = mimetypes.guess_extension(mimetypes.guess_type(parts.path)[0] or "") or ""
             token = hashlib.sha256(url.encode()).hexdigest()[:32] + extension
             self._media[token] = url
             if len(self._media) > MAX_MEDIA:
