@@ -42,6 +42,9 @@ Side = Literal["request", "response"]
 Severity = Literal["error", "notice"]
 _KEY = KEY_HEADER.lower()
 MAX_SHOWN = 200
+MAX_SHOWN_DEPTH = 32
+"""Levels of a value that a finding shows. A body is checked however deep orjson reads it (1,024 levels),
+and a walk of one nested 500 deep or more went past Python's recursion limit: the proxy answered 500."""
 UNLISTED_FIELD = "unlisted-field"
 """The rule of a notice: an answer's property that its schema does not list."""
 Found = tuple[str, str, str, str, Any]
@@ -74,18 +77,21 @@ class ContractViolation:
         return f"{self.side} {self.pointer or '/'} {self.rule}"
 
 
-def redact(value: Any, secrets: Collection[str]) -> Any:
-    """A value safe to log and show: long strings cut, any secret (the caller's key) blanked out.
+def redact(value: Any, secrets: Collection[str], depth: int = MAX_SHOWN_DEPTH) -> Any:
+    """A value safe to log and show: long strings cut, any secret (the caller's key) blanked out, and
+    objects and arrays deeper than `depth` levels shown as `…`.
 
     One copy of the value (its strings cut at each level of the walk, not the whole subtree again)."""
     if isinstance(value, str):
         value = summarize_body(value)
         text = value[:MAX_SHOWN] + "…" if len(value) > MAX_SHOWN else value
         return REDACTED if any(secret and secret in value for secret in secrets) else text
+    if isinstance(value, (dict, list)) and depth <= 0:
+        return "…"
     if isinstance(value, dict):
-        return {key: redact(item, secrets) for key, item in value.items()}
+        return {key: redact(item, secrets, depth - 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [redact(item, secrets) for item in value]
+        return [redact(item, secrets, depth - 1) for item in value]
     return value
 
 

@@ -7,8 +7,6 @@ nothing; and the journal, the config and health always serialise afterwards.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator
 from dataclasses import fields
 from typing import Any
@@ -16,55 +14,19 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from contract_tests.fuzzing import FUZZ, bodies, encode, header_values, texts, values
 from mock_gateway.model._clock import ManualClock
 from mock_gateway.model._config import MockConfig
 from mock_gateway.testing import MockGateway
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize="FUZZ_EXAMPLES" not in os.environ,  # the suite is reproducible; `make fuzz` explores
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 KEY = {"Ocp-Apim-Subscription-Key": "test-key"}
 TEXT_PATH = "/boogu-image/v1/boogu-image-request"
 JSON_HEADERS = {"Content-Type": "application/json"}
 SETTINGS = [f.name for f in fields(MockConfig)]
 FAULTS = ("fault_rate", "drop_rate", "lost_answer_rate", "latency_rate")
-
-texts = st.text(st.one_of(st.characters(), st.sampled_from(["\ud800", "\udfff", "\x00", "/", " ", "%"])))
-numbers = st.one_of(
-    st.integers(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([5e-324, 1e300, -0.0, 10**19, 0.000001, 2**63]),
-)
-scalars = st.one_of(st.none(), st.booleans(), numbers, texts)
-values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)),
-    max_leaves=12,
-)
-
-
-def encode(value: Any) -> bytes:
-    """JSON as a hostile client writes it: NaN and Infinity literals, lone surrogates escaped."""
-    return json.dumps(value, ensure_ascii=True, allow_nan=True).encode()
-
-
-def deeply_nested(depth: int) -> bytes:
-    return b"[" * depth + b"]" * depth
-
-
-bodies = st.one_of(
-    values.map(encode),
-    st.binary(max_size=64),
-    st.integers(min_value=30, max_value=5000).map(deeply_nested),
-)
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +111,6 @@ def test_any_body_on_any_route_is_answered_without_a_500(http: httpx.Client, pat
     response = http.request(method, path, content=body, headers={**KEY, **JSON_HEADERS})
     answered(response, 200, 202, 400, 402, 403, 429)
     still_healthy(http)
-
-
-header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=80)
 
 
 @FUZZ

@@ -5,6 +5,7 @@ no connection header passed on, and the mock's admin-token rule for the proxy an
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import threading
 import time
@@ -42,8 +43,8 @@ async def submit(request: Request) -> Response:
 
 async def status(request: Request) -> Response:
     """A finished job; `huge_…` ids list 200,000 media URLs that are not text, `nested_…` ids a
-    million in 1,000 lists, `bracket_…` ids URLs that are none, `controls_…` ids an output field
-    named with control characters."""
+    million in 1,000 lists, `deep_<n>_…` ids media URLs nested n deep, `bracket_…` ids URLs that are
+    none, `controls_…` ids an output field named with control characters."""
     rid = request.path_params["request_id"]
     SEEN.append((request.url.path, dict(request.headers)))
     body = status_body(rid, "COMPLETED")
@@ -51,9 +52,12 @@ async def status(request: Request) -> Response:
         body["output"]["media_url"] = list(range(MEDIA_URLS))
     elif rid.startswith("nested"):
         body["output"]["media_url"] = [list(range(1000))] * 1000
-    elif rid.startswith(
-        "bracket"
-    ):  # URLs that urlsplit refuses (ValueError), as a careless gateway writes them
+    elif rid.startswith("deep"):  # nested as deep as its id says: deeper than json.dumps writes
+        depth = int(rid.split("_")[1])
+        body["output"]["media_url"] = "here"
+        nested = json.dumps(body).replace('"here"', "[" * depth + "]" * depth)
+        return Response(nested, media_type="application/json")
+    elif rid.startswith("bracket"):  # URLs that urlsplit refuses (ValueError), as gateways write some
         body["output"]["media_url"] = ["http://[cdn.example/x.jpeg"]
         body["polling_url"] = f"http://[gw.example/v2/requests/status/{rid}"
     elif rid.startswith("controls"):
@@ -179,6 +183,25 @@ def test_a_field_named_with_control_characters_is_escaped_in_the_notices_header(
     notices = answer.headers["x-contract-notices"]
     assert notices.startswith("1; response /body/output/line") and "unlisted-field" in notices, notices
     assert r"line\nbreak\r\x00\x7f\tand \xe9" in notices, notices
+
+
+@pytest.mark.parametrize("depth", [60, 600, 1000])
+def test_bodies_nested_hundreds_deep_get_an_answer_both_ways(proxy, depth):
+    """A walk of a body nested 500 deep or more once went past Python's recursion limit: the proxy
+    answered 500 instead of passing the answer on. Deeper than 64 levels, a body is not checked (a
+    notice says so); orjson reads up to 1,024."""
+    url, _ = proxy
+    nested = b"[" * depth + b"]" * depth
+    answer = httpx.get(f"{url}/v2/requests/status/deep_{depth}_{request_id()}", headers=KEY)
+    headers = {**KEY, "content-type": "application/json"}
+    submitted = httpx.post(f"{url}{SUBMIT}", content=nested, headers=headers)
+    assert answer.status_code == 200 and submitted.status_code == 400  # as the upstream answered
+    if depth <= 60:
+        assert answer.headers["x-contract-violations"] == "1; response /body/output oneOf"
+        assert submitted.headers["x-contract-violations"].startswith("1; request /body type")
+    else:
+        assert answer.headers["x-contract-notices"] == "1; response /body not-checked"
+        assert submitted.headers["x-contract-notices"] == "1; request /body not-checked"
 
 
 def test_urls_that_do_not_parse_are_violations_not_a_crash(proxy):

@@ -183,6 +183,36 @@ async def test_non_utf8_bodies_are_kept_beside_the_cassette(tmp_path):
     assert (await _answer(ReplayApp([recording]), "POST", "/x", weird)) == (400, b"")
 
 
+@pytest.mark.parametrize("depth", [30, 600, 1000])
+async def test_bodies_nested_hundreds_deep_are_matched_by_their_bytes(tmp_path, depth):
+    """Reading a body as the document it means once walked it recursively: one nested 500 deep or more
+    (orjson reads 1,024 levels) made the replay answer 500. Deeper than the mock reads JSON, a body
+    is matched as sent, byte for byte."""
+    writer = CassetteWriter(tmp_path / "c.yaml")
+    nested = b"[" * depth + b"]" * depth
+    headers = [("content-type", "application/json")]
+    writer.record(Exchange("POST", "http://g/x", "/x", headers, nested, 201, [], b"recorded"))
+    app = ReplayApp(load(tmp_path / "c.yaml"))
+    assert (await _answer(app, "POST", "/x", nested)) == (201, b"recorded")
+    status, body = await _answer(app, "POST", "/x", b"[" + nested + b"]")
+    assert status == 404 and b"Not Recorded" in body
+
+
+@pytest.mark.parametrize("number", [b"-9223372036854776833", b"1e20", b"18446744073709551616", b"4.0"])
+async def test_numbers_beyond_64_bits_are_matched_not_a_500(tmp_path, number):
+    """orjson reads an integer beyond 64 bits as a float; the float, made an integer again to match 4.0
+    with 4, was one that orjson cannot write, and the replay answered 500."""
+    writer = CassetteWriter(tmp_path / "c.yaml")
+    headers = [("content-type", "application/json")]
+    writer.record(
+        Exchange("POST", "http://g/x", "/x", headers, b'{"seed": %s}' % number, 201, [], b"recorded")
+    )
+    app = ReplayApp(load(tmp_path / "c.yaml"))
+    assert (await _answer(app, "POST", "/x", b'{"seed": %s}' % number)) == (201, b"recorded")
+    status, _ = await _answer(app, "POST", "/x", number)
+    assert status == 404
+
+
 async def _answer(app: ReplayApp, method: str, path: str, body: bytes) -> tuple[int, bytes]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://replay.test") as http:
         response = await http.request(method, path, content=body)

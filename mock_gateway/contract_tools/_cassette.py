@@ -56,6 +56,7 @@ from boogu_contract.wire import KEY_HEADER
 
 from ..model import Clock, SystemClock
 from ..model._journal import truncated
+from ..server._json import few_brackets, shallow
 
 VERSION = 1
 HEADER = f"version: {VERSION}\ninteractions:\n"
@@ -585,10 +586,14 @@ def no_defaults(method: str, path: str) -> Mapping[str, Any]:
 
 
 def request_document(body: bytes, defaults: Mapping[str, Any]) -> Any:
-    """A JSON body as the document it means: defaults filled in, 4.0 the same number as 4; else the bytes."""
+    """A JSON body as the document it means: defaults filled in, 4.0 the same number as 4; else the
+    bytes, as for JSON nested deeper than `MAX_JSON_DEPTH`, which the walk here would take past Python's
+    recursion limit (orjson reads 1,024 levels)."""
     try:
         document = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        if not few_brackets(body):
+            shallow(document)
+    except (orjson.JSONDecodeError, ValueError):  # ValueError: too deep
         return body
     if isinstance(document, dict):
         document = {**defaults, **document}
@@ -596,7 +601,8 @@ def request_document(body: bytes, defaults: Mapping[str, Any]) -> Any:
 
 
 def _plain_numbers(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
+    """4.0 as 4, but within the 64 bits that orjson writes: a float stands for a larger integer."""
+    if isinstance(value, float) and value.is_integer() and -(2**63) <= value < 2**63:
         return int(value)
     if isinstance(value, dict):
         return {key: _plain_numbers(item) for key, item in value.items()}

@@ -9,9 +9,10 @@ and never logged, kept or written.
 
 Whatever callers and upstreams send, the proxy's memory and the other callers' wait stay bounded:
 arrays are checked in their first `MAX_CHECKED_ITEMS` items and bodies up to `MAX_CHECKED_VALUES`
-values (a larger one gets a `not-checked` notice), large exchanges are checked on a worker
-thread (one at a time), at most `MAX_KEPT_PER_EXCHANGE` findings of an exchange are kept and logged,
-each cut to a short excerpt, and the log keeps the newest `ViolationLog.size` of them.
+values and `MAX_CHECKED_DEPTH` levels (a larger one gets a `not-checked` notice), large exchanges
+are checked on a worker thread (one at a time), at most `MAX_KEPT_PER_EXCHANGE` findings of an
+exchange are kept and logged, each cut to a short excerpt, and the log keeps the newest
+`ViolationLog.size` of them.
 
 Notices (severity `notice`: an answer's field that its schema does not list, or a body too large to
 check) are no violation: they
@@ -78,9 +79,13 @@ hundreds of MB. The answer is still forwarded (and recorded) whole."""
 MAX_CHECKED_VALUES = 20_000
 """Values (after cutting arrays) of a body that is checked; a larger one gets a `not-checked` notice,
 as the errors of a wide or nested one cost seconds and hundreds of MB all the same."""
+MAX_CHECKED_DEPTH = 64
+"""Levels of a body that is checked (the spec's nest 3): jsonschema's message shows the value it
+refuses, and the text of one nested 1,000 deep went past Python's recursion limit (a 500)."""
 SMALL_BODY_BYTES = 2 * MAX_CHECKED_ITEMS
-"""Bodies up to this size need no walk: an array of more than `MAX_CHECKED_ITEMS` items takes more
-bytes (an item and a comma each), and no body holds more values than bytes."""
+"""Bodies up to this size with few brackets need no walk: an array of more than `MAX_CHECKED_ITEMS`
+items takes more bytes (an item and a comma each), no body holds more values than bytes, and none
+nests deeper than it has brackets."""
 _UNCHECKED = object()
 MAX_KEPT_PER_EXCHANGE = 20
 """Findings of one exchange kept and logged; the headers still count them all."""
@@ -420,8 +425,8 @@ class ContractProxy:
                 parts = urlsplit(url) if isinstance(url, str) else None
             except ValueError:  # no URL (`http://[host/x`): passed on as sent
                 continue
-            if parts is None or parts.scheme not in ("http", "https"):
-                continue
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                continue  # nothing that a download through the proxy could fetch
             extension = mimetypes.guess_extension(mimetypes.guess_type(parts.path)[0] or "") or ""
             token = hashlib.sha256(url.encode()).hexdigest()[:32] + extension
             self._media[token] = url
@@ -467,30 +472,33 @@ class ContractProxy:
 
 def _json(body: bytes) -> tuple[Any, bool]:
     """The body as checked: parsed, each array cut to `MAX_CHECKED_ITEMS`, or `_UNCHECKED` when it
-    still holds more than `MAX_CHECKED_VALUES` values; else the start of its text and False."""
+    still holds more than `MAX_CHECKED_VALUES` values or nests deeper than `MAX_CHECKED_DEPTH`; else
+    the start of its text and False."""
     if not body:
         return None, False
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return body[: 4 * EXCERPT_CHARS].decode("utf-8", "replace"), False
-    if len(body) <= SMALL_BODY_BYTES:  # every API body: nothing to cut, nothing over budget
-        return document, True
+    if len(body) <= SMALL_BODY_BYTES and body.count(b"[") + body.count(b"{") <= MAX_CHECKED_DEPTH:
+        return document, True  # every API body: nothing to cut, nothing over budget
     return (document if _within_budget(document) else _UNCHECKED), True
 
 
 def _within_budget(document: Any) -> bool:
     """Cut each array of `document` (freshly parsed, so in place) to `MAX_CHECKED_ITEMS`, and say
-    whether it then holds at most `MAX_CHECKED_VALUES` values. A loop, not recursion: orjson parses
-    deeper than Python recurses."""
-    waiting, left = [document], MAX_CHECKED_VALUES
+    whether it then holds at most `MAX_CHECKED_VALUES` values in at most `MAX_CHECKED_DEPTH` levels.
+    A loop, not recursion: orjson parses deeper than Python recurses."""
+    waiting: list[tuple[Any, int]] = [(document, 0)]
+    left = MAX_CHECKED_VALUES
     while waiting:
-        value = waiting.pop()
-        if isinstance(value, list):
-            del value[MAX_CHECKED_ITEMS:]
-            waiting += value
-        elif isinstance(value, dict):
-            waiting += value.values()
+        value, depth = waiting.pop()
+        if isinstance(value, (list, dict)):
+            if depth == MAX_CHECKED_DEPTH:
+                return False
+            if isinstance(value, list):
+                del value[MAX_CHECKED_ITEMS:]
+            waiting += [(item, depth + 1) for item in (value if isinstance(value, list) else value.values())]
         left -= 1
         if left < 0:
             return False
@@ -498,7 +506,10 @@ def _within_budget(document: Any) -> bool:
 
 
 def _unchecked(operation_id: str, side: Side) -> ContractViolation:
-    message = f"more than {MAX_CHECKED_VALUES:,} JSON values, after cutting arrays to {MAX_CHECKED_ITEMS:,}"
+    message = (
+        f"more than {MAX_CHECKED_VALUES:,} JSON values, after cutting arrays to {MAX_CHECKED_ITEMS:,},"
+        f" or more than {MAX_CHECKED_DEPTH} levels"
+    )
     return ContractViolation(
         operation_id,
         None,

@@ -44,16 +44,20 @@ def strict_json(data: bytes | bytearray) -> Any:
     if _LONG_RUN not in data.translate(_DIGITS_ONLY):
         with contextlib.suppress(orjson.JSONDecodeError):
             value = orjson.loads(data)
-            # Too few brackets to nest too deep: the common case, no walk.
-            return value if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH else _shallow(value)
+            return value if few_brackets(data) else shallow(value)
     try:
         value = json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-    return _shallow(value, check_text=True)
+    return shallow(value, check_text=True)
 
 
-def _shallow(value: Any, *, check_text: bool = False) -> Any:
+def few_brackets(data: bytes | bytearray) -> bool:
+    """Too few brackets to nest deeper than `MAX_JSON_DEPTH`: every API body, with no walk."""
+    return data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH
+
+
+def shallow(value: Any, *, check_text: bool = False) -> Any:
     """`value` if it nests at most `MAX_JSON_DEPTH` levels and, with `check_text`, has no lone
     surrogate (orjson refuses them itself)."""
     stack = [(value, 1)]

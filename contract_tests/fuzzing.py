@@ -1,0 +1,51 @@
+"""Hypothesis strategies of hostile input, shared by the fuzz suites (`mock/test_fuzz.py`,
+`proxy/test_fuzz.py`), and their settings: reproducible in `make test`, exploring in `make fuzz`."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="FUZZ_EXAMPLES" not in os.environ,  # the suite is reproducible; `make fuzz` explores
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+texts = st.text(st.one_of(st.characters(), st.sampled_from(["\ud800", "\udfff", "\x00", "/", " ", "%"])))
+numbers = st.one_of(
+    st.integers(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([5e-324, 1e300, -0.0, 10**19, 0.000001, 2**63]),
+)
+scalars = st.one_of(st.none(), st.booleans(), numbers, texts)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)),
+    max_leaves=12,
+)
+header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=80)
+"""Whatever HTTP/1.1 carries in a header value (latin-1, no control character)."""
+
+
+def encode(value: Any) -> bytes:
+    """JSON as a hostile client writes it: NaN and Infinity literals, lone surrogates escaped."""
+    return json.dumps(value, ensure_ascii=True, allow_nan=True).encode()
+
+
+def deeply_nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+bodies = st.one_of(
+    values.map(encode),
+    st.binary(max_size=64),
+    st.integers(min_value=30, max_value=5000).map(deeply_nested),
+)
