@@ -131,8 +131,9 @@ demo: setup ## start the mock gateway and drive a real generation end to end
 mock: setup ## serve the mock gateway on http://127.0.0.1:8080
 	$(PY) -m mock_gateway --host 127.0.0.1 --port 8080
 
-fuzz: setup ## hypothesis against the mock's admin API and API edges, the proxy and the replay, 1,500 examples each (~2 min)
-	FUZZ_EXAMPLES=1500 $(PY) -m pytest contract_tests/mock/test_fuzz.py contract_tests/proxy/test_fuzz.py -q -p no:cacheprovider
+fuzz: setup ## hypothesis against the mock's admin API and API edges, the proxy, the replay and the client, 1,500 examples each (~2 min)
+	FUZZ_EXAMPLES=1500 $(PY) -m pytest contract_tests/mock/test_fuzz.py contract_tests/proxy/test_fuzz.py \
+		contract_tests/client/test_fuzz.py -q -p no:cacheprovider
 
 bench: setup $(if $(findstring --prism,$(BENCH_ARGS)),prism) ## issue 20's figures in one table: mock vs bare Starlette under wrk, 200,000 held jobs, in-process vs respx, the proxy (~4 min; installs Debian's wrk when missing)
 	$(PY) -m tools.bench_mock $(BENCH_ARGS)

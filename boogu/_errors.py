@@ -6,12 +6,13 @@ No exception carries request headers, so the API key can never reach a traceback
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from boogu_contract._json import loads
 
 if TYPE_CHECKING:
     from ._models import JobStatus
@@ -215,8 +216,8 @@ MODEL_NOT_FOUND = "Model not found"
 def error_body(content: bytes) -> tuple[str | None, str | None, Any]:
     """The `{error, message}` of an error answer, leniently: proxies in front of a gateway answer HTML."""
     try:
-        body = json.loads(content)
-    except ValueError:
+        body = loads(content)
+    except ValueError:  # not JSON, or nested deeper than any error body
         text = content.decode("utf-8", "replace").strip()
         return None, text[:MAX_SHOWN_BODY] or None, text
     if isinstance(body, dict):

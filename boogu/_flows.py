@@ -32,6 +32,7 @@ from boogu_image_client.models import ImageEditRequest, QueuedRequest, TextToIma
 from boogu_image_client.types import Response
 
 from boogu_contract import wire
+from boogu_contract._json import loads
 
 from ._errors import (
     APIConnectionError,
@@ -136,8 +137,9 @@ class Exchange:
         return cls(int(response.status_code), response.headers, response.content, parsed)
 
 
-GENERATED_PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError)
-"""What the generated parsers raise on a body they do not expect (an unknown enum value, non-JSON)."""
+GENERATED_PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, RecursionError)
+"""What the generated parsers raise on a body they do not expect (an unknown enum value, non-JSON,
+JSON nested past the interpreter's recursion limit, which `response.json()` reads whole)."""
 
 
 @dataclass(frozen=True)
@@ -773,8 +775,8 @@ class Engine:
 
 def _json(exchange: Exchange) -> Any:
     try:
-        return json.loads(exchange.content)
-    except ValueError:
+        return loads(exchange.content)
+    except ValueError:  # not JSON, or nested deeper than any answer
         return None
 
 

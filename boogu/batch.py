@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from boogu_image_client.models import ImageEditRequest, TextToImageRequest
 
 from boogu_contract import wire
+from boogu_contract._json import loads
 
 from ._client import AsyncBoogu
 from ._errors import (
@@ -191,8 +192,8 @@ def _parse_line(raw: bytes, number: int, base: Path) -> BatchItem:
     except UnicodeDecodeError as exc:
         raise LineError(f"not UTF-8 (byte {exc.start + 1})") from None
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+        data = loads(text)
+    except ValueError as exc:
         raise LineError(f"not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise LineError("expected a JSON object")
@@ -564,8 +565,8 @@ def _records(first: int, end: int) -> str:
 
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        record = loads(raw)
+    except ValueError:  # UnicodeDecodeError is one too
         return None
     return record if isinstance(record, dict) else None
 

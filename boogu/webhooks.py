@@ -40,6 +40,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import h11
 from boogu_image_client.models import RequestStatus
 
+from boogu_contract._json import loads, shallow
+
 from ._errors import UnknownStatusError, WebhookError
 from ._models import JobStatus
 
@@ -90,17 +92,13 @@ def parse_webhook(body: bytes | str | Mapping[str, Any]) -> RequestStatus:
     acknowledge it anyway, or the gateway will keep retrying the delivery.
     """
     try:
-        data: Any = json.loads(body) if isinstance(body, bytes | str) else body
-    except ValueError as exc:
+        data: Any = shallow(body) if isinstance(body, Mapping) else loads(body)
+    except ValueError as exc:  # a status object is a few levels deep
         raise WebhookError(f"webhook body is not JSON: {exc}") from None
-    except RecursionError:  # the interpreter's depth limit: a status object is a few levels deep
-        raise WebhookError("webhook body is nested too deep") from None
     try:
         status = JobStatus.parse(data)
     except ValueError as exc:
         raise WebhookError(f"webhook body is not a status object: {exc}") from None
-    except RecursionError:
-        raise WebhookError("webhook body is nested too deep") from None
     if status.status == "UNKNOWN":
         raise UnknownStatusError(
             status, f"webhook for {status.request_id} has unknown status {status.raw_status!r}"
@@ -422,8 +420,8 @@ def read_webhook_log(path: str | os.PathLike[str]) -> WebhookLog:
 
 def _delivery(raw: bytes) -> tuple[str, RequestStatus] | None:
     try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        record = loads(raw)
+    except ValueError:  # UnicodeDecodeError is one too
         return None
     if not isinstance(record, dict):
         return None

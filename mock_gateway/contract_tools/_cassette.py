@@ -51,12 +51,12 @@ import yaml
 
 from boogu_contract import iso_time
 from boogu_contract._files import SAFE_LOADER
+from boogu_contract._json import few_brackets, shallow
 from boogu_contract._redact import blank_secrets, redact_header
 from boogu_contract.wire import KEY_HEADER
 
 from ..model import Clock, SystemClock
 from ..model._journal import truncated
-from ..server._json import few_brackets, shallow
 
 VERSION = 1
 HEADER = f"version: {VERSION}\ninteractions:\n"

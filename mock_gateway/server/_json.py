@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 from typing import Any
 
 import orjson
+
+from boogu_contract._json import MAX_JSON_DEPTH, few_brackets, shallow
 
 
 def _reject_constant(name: str) -> Any:
@@ -26,9 +27,6 @@ _DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(25
 """Every digit to `0`, every other byte to a space: a run of 19 digits becomes a run of 19 zeros,
 which `in` finds in one pass (a regex `\\d{19}` is tried at every byte: 10 µs for a 300-byte body)."""
 _LONG_RUN = b"0" * 19
-_SURROGATE = re.compile("[\ud800-\udfff]")
-MAX_JSON_DEPTH = 32
-"""The spec's bodies nest 3 levels; deeper JSON is refused before anything walks it recursively."""
 
 
 def strict_json(data: bytes | bytearray) -> Any:
@@ -50,26 +48,3 @@ def strict_json(data: bytes | bytearray) -> Any:
     except RecursionError:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     return shallow(value, check_text=True)
-
-
-def few_brackets(data: bytes | bytearray) -> bool:
-    """Too few brackets to nest deeper than `MAX_JSON_DEPTH`: every API body, with no walk."""
-    return data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH
-
-
-def shallow(value: Any, *, check_text: bool = False) -> Any:
-    """`value` if it nests at most `MAX_JSON_DEPTH` levels and, with `check_text`, has no lone
-    surrogate (orjson refuses them itself)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list) and depth > MAX_JSON_DEPTH:
-            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-        if isinstance(node, dict):
-            stack += [(key, depth) for key in node]
-            stack += [(item, depth + 1) for item in node.values()]
-        elif isinstance(node, list):
-            stack += [(item, depth + 1) for item in node]
-        elif check_text and isinstance(node, str) and _SURROGATE.search(node):
-            raise ValueError("a string contains a lone UTF-16 surrogate")
-    return value
