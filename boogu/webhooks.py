@@ -258,6 +258,8 @@ class WebhookReceiver:
                 conn.start_next_cycle()
         except (OSError, h11.LocalProtocolError):
             pass  # the peer went away, or cannot be answered in this state: close
+        except asyncio.CancelledError:
+            pass  # the receiver stops: Python 3.11's streams would log a handler cancelled mid-read
         finally:
             self._connections -= 1
             writer.close()
@@ -270,10 +272,11 @@ class WebhookReceiver:
         body: bytearray,
     ) -> bool:
         """Read one request (its body into `body`) and answer it; whether the connection can carry another."""
+        request: list[h11.Request] = []  # the request's head, once read: a HEAD's answer has no body
         try:
             try:
                 async with asyncio.timeout(self._read_timeout):
-                    line = await self._read(conn, reader, writer, body)
+                    line = await self._read(conn, reader, writer, body, request)
             except TimeoutError:
                 if conn.their_state is h11.IDLE and not conn.trailing_data[0]:
                     return False  # an idle connection: close it without a word
@@ -281,7 +284,8 @@ class WebhookReceiver:
             except h11.RemoteProtocolError as exc:
                 raise _Refused(HTTPStatus(exc.error_status_hint), str(exc)) from None
         except _Refused as refused:
-            await _answer(conn, writer, refused.status, str(refused))
+            head = bool(request) and request[0].method == b"HEAD"
+            await _answer(conn, writer, refused.status, str(refused), head=head)
             if conn.their_state is h11.SEND_BODY:
                 writer.write_eof()
                 with contextlib.suppress(TimeoutError, OSError):
@@ -301,12 +305,15 @@ class WebhookReceiver:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         body: bytearray,
+        request: list[h11.Request],
     ) -> str | None:
-        """The line a delivery names, its body read into `body`; None if the peer closed."""
+        """The line a delivery names, its head into `request` and its body into `body`; None if the
+        peer closed."""
         event = await _next_event(conn, reader)
         if isinstance(event, h11.ConnectionClosed):
             return None
         assert isinstance(event, h11.Request)
+        request.append(event)
         head = len(event.target) + sum(len(name) + len(value) for name, value in event.headers)
         if head > MAX_HEADER_BYTES:
             raise _Refused(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "headers of at most 16 KiB")
@@ -361,16 +368,21 @@ async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> Any
     return event
 
 
-async def _answer(conn: h11.Connection, writer: asyncio.StreamWriter, code: HTTPStatus, message: str) -> None:
-    """Answer `code` with `{"message": ...}` (none for a 2xx without one); any but a 2xx closes."""
+async def _answer(
+    conn: h11.Connection, writer: asyncio.StreamWriter, code: HTTPStatus, message: str, *, head: bool = False
+) -> None:
+    """Answer `code` with `{"message": ...}` (none for a 2xx without one; its headers only to a HEAD,
+    whose answer h11 frames with no body); any but a 2xx closes."""
     body = json.dumps({"message": message[:_MESSAGE_CHARS]}).encode() if message else b""
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] if body else []
     if code >= 300:
         headers.append(("Connection", "close"))
     if code == HTTPStatus.SERVICE_UNAVAILABLE:
         headers.append(("Retry-After", "1"))
+    if code == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers.append(("Allow", "POST"))
     data = conn.send(h11.Response(status_code=code, headers=headers, reason=code.phrase))
-    data += conn.send(h11.Data(data=body)) if body else b""
+    data += conn.send(h11.Data(data=body)) if body and not head else b""
     writer.write(data + conn.send(h11.EndOfMessage()))
     await writer.drain()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -49,3 +50,47 @@ bodies = st.one_of(
     st.binary(max_size=64),
     st.integers(min_value=30, max_value=5000).map(deeply_nested),
 )
+
+
+METHODS = ["GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH"]
+HEADER_NAMES = [
+    "X-Webhook-URL",
+    "Cache-Control",
+    "Content-Type",
+    "Authorization",
+    "Connection",
+    "TE",
+    "X-Odd",
+]
+
+
+@st.composite
+def raw_requests(draw: st.DrawFn, host: str, paths: st.SearchStrategy[str]) -> bytes:
+    """A request as a hostile caller writes it, to one of `paths`: any method, odd paths (encoded, dot
+    segments, latin-1), queries, latin-1 headers and any body."""
+    path = draw(paths).replace(" ", "%20").replace("\r", "%0D").replace("\n", "%0A")
+    path += draw(st.sampled_from(["", "/", "/..", "/%2e%2e/x", "%", "%zz", "?key=secret", "?%ff=%00"]))
+    body = draw(bodies)
+    lines = [
+        f"{draw(st.sampled_from(METHODS))} {path} HTTP/1.1",
+        f"Host: {host}",
+        f"Content-Length: {len(body)}",
+    ]
+    for name in draw(st.lists(st.sampled_from(HEADER_NAMES), max_size=3)):
+        lines.append(f"{name}: {draw(header_values)}")
+    lines += [f"Ocp-Apim-Subscription-Key: {draw(header_values)}", "Connection: close", "", ""]
+    return "\r\n".join(lines).encode("latin-1") + body
+
+
+def answer_status(base_url: str, request: bytes) -> int:
+    """The status that the server at `base_url` answers the raw `request` with, read to the end of
+    the connection (AssertionError: no HTTP/1.1 answer, such as a closed connection)."""
+    host, port = base_url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    status_line = received.partition(b"\r\n")[0]
+    assert status_line.startswith(b"HTTP/1.1 "), (request[:300], received[:300])
+    return int(status_line.split()[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -277,6 +278,11 @@ def test_malformed_deliveries_are_answered_without_a_traceback() -> None:
         assert post_raw(url, b"{}", b"X-Big: " + b"a" * 20_000 + b"\r\n").startswith(b"HTTP/1.1 431")
         assert post_raw(url, b"x" * 2_000_000).startswith(b"HTTP/1.1 413")
         assert status_line(url, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).startswith(b"HTTP/1.1 405")
+        # a HEAD's answer has no body: sending one left h11 in error, and the caller with no answer
+        assert status_line(url, b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).startswith(b"HTTP/1.1 405")
+        assert status_line(url, b"HEAD /%s HTTP/1.1\r\nHost: x\r\n\r\n" % (b"x" * 20_000)).startswith(
+            b"HTTP/1.1 431"
+        )
         assert post(url) == 204
 
 
@@ -314,3 +320,20 @@ def test_bodies_past_the_buffer_cap_are_answered_503(monkeypatch: pytest.MonkeyP
         monkeypatch.setattr(webhooks, "MAX_BUFFERED_BYTES", 1000)
         assert post(receiver.url) == 204  # nothing stayed counted
         assert post(receiver.url) == 204
+
+
+def test_stopping_with_deliveries_half_sent_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """Each connection's handler is cancelled mid-read when the receiver stops; Python 3.11's streams
+    logged each as an exception in a callback, with its traceback."""
+    with WebhookReceiver() as receiver:
+        head = (
+            b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+            % urlsplit(receiver.url).path.encode()
+        )
+        sockets = [socket.create_connection(address(receiver.url)) for _ in range(5)]
+        for sock in sockets:
+            sock.sendall(head)
+        assert post(receiver.url) == 204  # the half-sent deliveries are being read meanwhile
+    for sock in sockets:
+        sock.close()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
