@@ -17,11 +17,17 @@ MAX_JSON_DEPTH = 32
 """The spec's bodies nest 3 levels; deeper JSON is refused before anything walks it recursively."""
 
 
-def few_brackets(data: bytes | bytearray | str) -> bool:
-    """Too few brackets to nest deeper than `MAX_JSON_DEPTH`: every API body, with no walk."""
+def few_brackets(data: bytes | bytearray | str, levels: int = MAX_JSON_DEPTH) -> bool:
+    """Too few brackets to nest deeper than `levels`: every API body, with no walk."""
     if isinstance(data, str):
-        return data.count("[") + data.count("{") <= MAX_JSON_DEPTH
-    return data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH
+        return data.count("[") + data.count("{") <= levels
+    return data.count(b"[") + data.count(b"{") <= levels
+
+
+def within_depth(value: Any, data: bytes | bytearray | str) -> Any:
+    """`value`, parsed from `data`, if it nests at most `MAX_JSON_DEPTH` levels (else ValueError),
+    walked only when `data` has the brackets to nest that deep."""
+    return value if few_brackets(data) else shallow(value)
 
 
 def shallow(value: Any, *, check_text: bool = False) -> Any:
@@ -49,4 +55,4 @@ def loads(data: bytes | bytearray | str) -> Any:
         value = json.loads(data)
     except RecursionError:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-    return value if few_brackets(data) else shallow(value)
+    return within_depth(value, data)

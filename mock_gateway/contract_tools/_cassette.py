@@ -51,7 +51,7 @@ import yaml
 
 from boogu_contract import iso_time
 from boogu_contract._files import SAFE_LOADER
-from boogu_contract._json import few_brackets, shallow
+from boogu_contract._json import within_depth
 from boogu_contract._redact import blank_secrets, redact_header
 from boogu_contract.wire import KEY_HEADER
 
@@ -590,10 +590,8 @@ def request_document(body: bytes, defaults: Mapping[str, Any]) -> Any:
     bytes, as for JSON nested deeper than `MAX_JSON_DEPTH`, which the walk here would take past Python's
     recursion limit (orjson reads 1,024 levels)."""
     try:
-        document = orjson.loads(body)
-        if not few_brackets(body):
-            shallow(document)
-    except (orjson.JSONDecodeError, ValueError):  # ValueError: too deep
+        document = within_depth(orjson.loads(body), body)
+    except ValueError:  # not JSON (orjson.JSONDecodeError is a ValueError), or too deep
         return body
     if isinstance(document, dict):
         document = {**defaults, **document}

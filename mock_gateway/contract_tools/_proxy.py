@@ -45,6 +45,7 @@ from starlette.types import Receive, Scope, Send
 
 from boogu_contract import Conformance, ContractViolation, is_secret, iso_time, redact_url
 from boogu_contract._conformance import Side
+from boogu_contract._json import few_brackets
 from boogu_contract._redact import secret_values
 from boogu_contract.wire import ADMIN_PREFIX
 
@@ -480,7 +481,7 @@ def _json(body: bytes) -> tuple[Any, bool]:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return body[: 4 * EXCERPT_CHARS].decode("utf-8", "replace"), False
-    if len(body) <= SMALL_BODY_BYTES and body.count(b"[") + body.count(b"{") <= MAX_CHECKED_DEPTH:
+    if len(body) <= SMALL_BODY_BYTES and few_brackets(body, MAX_CHECKED_DEPTH):
         return document, True  # every API body: nothing to cut, nothing over budget
     return (document if _within_budget(document) else _UNCHECKED), True
 
@@ -498,7 +499,8 @@ def _within_budget(document: Any) -> bool:
                 return False
             if isinstance(value, list):
                 del value[MAX_CHECKED_ITEMS:]
-            waiting += [(item, depth + 1) for item in (value if isinstance(value, list) else value.values())]
+            children = value if isinstance(value, list) else value.values()
+            waiting += [(child, depth + 1) for child in children]
         left -= 1
         if left < 0:
             return False

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from boogu_contract._json import MAX_JSON_DEPTH, few_brackets, shallow
+from boogu_contract._json import MAX_JSON_DEPTH, shallow, within_depth
 
 
 def _reject_constant(name: str) -> Any:
@@ -42,7 +42,7 @@ def strict_json(data: bytes | bytearray) -> Any:
     if _LONG_RUN not in data.translate(_DIGITS_ONLY):
         with contextlib.suppress(orjson.JSONDecodeError):
             value = orjson.loads(data)
-            return value if few_brackets(data) else shallow(value)
+            return within_depth(value, data)
     try:
         value = json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
