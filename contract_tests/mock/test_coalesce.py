@@ -74,15 +74,3 @@ async def test_close_sends_what_is_held_first() -> None:
 async def test_everything_else_is_the_wrapped_transport() -> None:
     transport, _ = coalescing()
     assert transport.get_extra_info("peername") == ("127.0.0.1", 5555)
-
-
-async def test_an_answer_known_whole_goes_out_now_after_what_was_held() -> None:
-    transport, inner = coalescing()
-    transport.write(b"held ")
-    transport.write_whole(b"head ", b"body")
-    assert inner.writes == [b"held ", b"head body"]  # no wait for the turn's end
-    image = b"x" * LARGE
-    transport.write_whole(b"head", image)
-    assert inner.writes[2:] == [b"head", image]  # not copied into a joined buffer
-    await asyncio.sleep(0)
-    assert len(inner.writes) == 4  # nothing was left held for the turn's end

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from boogu_contract.wire import ADMIN_TOKEN_ENV
+from contract_tests.fuzzing import answer_status
 from mock_gateway.cli import main
 from mock_gateway.contract_tools import OWN_ANSWER_HEADER
 from mock_gateway.testing import gateway_popen
@@ -266,3 +267,40 @@ def test_the_proxy_passes_its_own_admin_token_to_no_one(upstream, upstream_token
     assert admin_call == "/__mock/advance"
     assert headers.get("authorization") == (f"Bearer {upstream_token}" if upstream_token else None)
     assert "authorization" not in status_call and other_call["authorization"] == "Basic eDp5"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (
+            b"GET http://elsewhere.test/__mock/violations HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            200,
+        ),
+        (b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 405),
+        (b"TRACE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (b"GET /v1/x HTTP/1.0\r\n\r\n", 404),
+        (
+            b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
+    ],
+    ids=[
+        "options-star",
+        "absolute-form",
+        "connect",
+        "trace",
+        "http-1.0",
+        "length-and-chunked",
+        "http-2.0",
+        "h2-preface",
+        "nul-in-header",
+    ],
+)
+def test_odd_request_forms_get_a_clear_answer(proxy, request_bytes, status):
+    """An absolute-form target names its path (RFC 9112 3.2.2): this proxy's own violations."""
+    assert answer_status(proxy[0], request_bytes) == status

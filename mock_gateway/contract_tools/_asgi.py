@@ -49,8 +49,8 @@ def text_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]
 
 
 class Request(NamedTuple):
-    """A request read whole, as the proxy answers it: from an ASGI call or the served proxy's
-    direct path (`DirectProtocol`)."""
+    """A request read whole, as the proxy answers it: from an ASGI call or the served proxy's own
+    server (`WholeServer`)."""
 
     method: str
     path: str
@@ -63,7 +63,7 @@ class Request(NamedTuple):
 
     @classmethod
     def of(cls, scope: Mapping[str, Any], body: bytes) -> Request:
-        """From an ASGI scope (or uvicorn's, on the direct path) and the body read whole."""
+        """From an ASGI scope and the body read whole."""
         query = scope.get("query_string", b"").decode("latin-1")
         headers = text_headers(scope["headers"])
         return cls(

@@ -17,9 +17,9 @@ from boogu_contract import redact_url, wire
 
 from ..server import AdminAuth, add_admin_options, admin_refusal, check_token, server_config
 from ._cassette import CassetteError, CassetteWriter
-from ._direct import DirectProtocol
 from ._proxy import ContractProxy
 from ._replay import ReplayApp
+from ._served import serve
 
 UPSTREAM_ADMIN_TOKEN_ENV = "MOCK_GATEWAY_UPSTREAM_ADMIN_TOKEN"  # noqa: S105 - a variable name
 
@@ -96,7 +96,7 @@ def run_proxy(args: argparse.Namespace) -> int:
     )
     if args.record:
         console.print(f"  Recording:  {Path(args.record).resolve()}")
-    return _serve(app, args)
+    return serve(app, args.host, args.port, args.admin_token)
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -130,10 +130,8 @@ def _admin_allowed(args: argparse.Namespace, console: Console) -> bool:
     return refusal is None
 
 
-def _serve(app: ContractProxy | ReplayApp, args: argparse.Namespace) -> int:
+def _serve(app: ReplayApp, args: argparse.Namespace) -> int:
     served: ASGIApp = AdminAuth(app, args.admin_token) if args.admin_token else app
     options = {"log_level": args.log_level, "server_header": False, "date_header": False}
-    if isinstance(app, ContractProxy):  # its plain calls skip the ASGI cycle (and AdminAuth: no admin route)
-        options |= {"protocol": DirectProtocol, "protocol_attributes": {"direct": app}}
     uvicorn.Server(server_config(served, host=args.host, port=args.port, **options)).run()
     return 0

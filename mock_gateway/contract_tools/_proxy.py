@@ -197,19 +197,19 @@ class ContractProxy:
             try:
                 body = await read_body(receive, self.max_body_bytes)
             except TooLarge:
-                answer = self._too_large()
+                answer = self.too_large()
             else:
                 answer = await self._passed_on_answer(Request.of(scope, body))
         await send_answer(send, answer)
 
     async def answer(self, request: Request) -> Answer:
-        """What an ASGI call gets, for a request already read whole: the served proxy's direct path
-        (`DirectProtocol`) answers its plain requests with it, without the ASGI cycle."""
+        """What an ASGI call gets, for a request already read whole: the served proxy (`WholeServer`)
+        answers every request with it, without ASGI."""
         answer = self._own_answer(request.method, request.path)
         if answer is not None:
             return answer
         if len(request.body) > self.max_body_bytes:
-            return self._too_large()
+            return self.too_large()
         return await self._passed_on_answer(request)
 
     def _own_answer(self, method: str, path: str) -> Answer | None:
@@ -225,7 +225,7 @@ class ContractProxy:
             )
         return None
 
-    def _too_large(self) -> Answer:
+    def too_large(self) -> Answer:
         message = f"The proxy reads request bodies up to {self.max_body_bytes} bytes."
         return error_answer(413, "Payload Too Large", message)
 

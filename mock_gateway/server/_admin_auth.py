@@ -19,6 +19,16 @@ from boogu_contract.wire import ADMIN_PREFIX, ADMIN_TOKEN_ENV
 from ..model import is_loopback
 
 OPEN_PATHS = frozenset({f"{ADMIN_PREFIX}/health"})
+UNAUTHORIZED_BODY = orjson.dumps(
+    {
+        "error": "Unauthorized",
+        "message": "The admin API needs the header Authorization: Bearer <admin token>.",
+    }
+)
+UNAUTHORIZED_HEADERS = [
+    ("content-type", "application/json"),
+    ("www-authenticate", 'Bearer realm="mock-gateway admin"'),
+]
 
 
 def check_token(token: str) -> str:
@@ -55,29 +65,35 @@ def admin_refusal(host: str, token: str | None, insecure: bool) -> str | None:
     )
 
 
+class AdminLock:
+    """Which admin calls the token refuses (they get `UNAUTHORIZED_*`); compares in constant time.
+    Shared by `AdminAuth` and the validating proxy's own server."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    def refuses(self, path: str, authorization: bytes) -> bool:
+        return (
+            path.startswith(ADMIN_PREFIX)
+            and path not in OPEN_PATHS
+            and not hmac.compare_digest(authorization, self._expected)
+        )
+
+
 class AdminAuth:
-    """Answers 401 to an admin call without `Authorization: Bearer <token>`; compares in constant time."""
+    """Answers 401 to an admin call without `Authorization: Bearer <token>` (`AdminLock`)."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._lock = AdminLock(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] == "http" and path.startswith(ADMIN_PREFIX) and path not in OPEN_PATHS:
+        if scope["type"] == "http":
             given = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
-            if not hmac.compare_digest(given, self._expected):
-                body = orjson.dumps(
-                    {
-                        "error": "Unauthorized",
-                        "message": "The admin API needs the header Authorization: Bearer <admin token>.",
-                    }
-                )
-                headers = [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", b"%d" % len(body)),
-                    (b"www-authenticate", b'Bearer realm="mock-gateway admin"'),
-                ]
+            if self._lock.refuses(scope.get("path", ""), given):
+                body = UNAUTHORIZED_BODY
+                headers = [(name.encode(), value.encode()) for name, value in UNAUTHORIZED_HEADERS]
+                headers.append((b"content-length", b"%d" % len(body)))
                 await send({"type": "http.response.start", "status": 401, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return

@@ -37,16 +37,6 @@ class CoalescingTransport:
         self._held.append(bytes(data))
         self._size += len(data)
 
-    def write_whole(self, head: bytes, body: bytes) -> None:
-        """An answer known whole at once, written now after what is held: in one piece when small, a
-        large body apart (not copied to join it). `write` would hold it until the turn's end."""
-        self.flush()
-        if len(head) + len(body) > LARGE:
-            self._transport.write(head)
-            self._transport.write(body)
-        else:
-            self._transport.write(head + body)
-
     def flush(self) -> None:
         if self._held:
             held, self._held, self._size = self._held, [], 0

@@ -45,7 +45,14 @@ with equal timeouts, a client polling every 5 s met a closed connection now and 
 RESERVED_FDS = 64
 """File descriptors kept for everything but sockets: the listener, logs, files. Webhook sockets
 (`webhook_concurrency`) come out of the connections' share, so that `max_connections` stays true."""
-STATUS_TEXT = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+STATUS_TEXT = {
+    400: "Bad Request",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
 
 
 def error_response(status: int, message: str) -> bytes:
@@ -173,28 +180,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         parser = self.parser
         if parser.should_upgrade() and not self._should_upgrade() and parser.get_method() != b"CONNECT":
-            self._offer_head = self._head_without_offer()  # served once the parser stops: `_parse`
+            self._offer_head = head_without_offer(
+                parser, self.url, self.headers
+            )  # served once the parser stops: `_parse`
             return
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         if self._offer_head is None:  # else the end of an offer's head, its body skipped: not the end
             super().on_message_complete()
-
-    def _head_without_offer(self) -> bytes:
-        """The request line and headers again, without `Upgrade` headers nor the `upgrade` connection
-        option: no parser can take them for an offer (unless CONNECT, which is not replayed)."""
-        version = self.parser.get_http_version().encode()
-        lines = [b"%s %s HTTP/%s\r\n" % (self.parser.get_method(), self.url, version)]
-        for name, value in self.headers:
-            if name == b"connection":
-                options = [option.strip() for option in value.split(b",")]
-                value = b", ".join(option for option in options if option and option.lower() != b"upgrade")
-                if not value:
-                    continue
-            if name != b"upgrade":
-                lines.append(b"%s: %s\r\n" % (name, value))
-        return b"".join(lines) + b"\r\n"
 
     def _too_slow(self) -> None:
         self._deadline = None
@@ -224,6 +218,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 other.transport.close()
                 return
         self._refuse(503, f"The mock serves at most {self.connection_limit()} connections at once.")
+
+
+def head_without_offer(
+    parser: httptools.HttpRequestParser, url: bytes, headers: list[tuple[bytes, bytes]]
+) -> bytes:
+    """An offer's request line and headers again, without `Upgrade` headers nor the `upgrade`
+    connection option: no parser can take them for an offer (unless CONNECT, which is not replayed)."""
+    version = parser.get_http_version().encode()
+    lines = [b"%s %s HTTP/%s\r\n" % (parser.get_method(), url, version)]
+    for name, value in headers:
+        if name == b"connection":
+            options = [option.strip() for option in value.split(b",")]
+            value = b", ".join(option for option in options if option and option.lower() != b"upgrade")
+            if not value:
+                continue
+        if name != b"upgrade":
+            lines.append(b"%s: %s\r\n" % (name, value))
+    return b"".join(lines) + b"\r\n"
 
 
 def guarded_protocol(
