@@ -273,6 +273,27 @@ def test_deeply_nested_and_huge_bodies_pass_whole(base_url):
     assert httpx.post(f"{base_url}/v1/x", content=nested).json()["body"] == nested.decode()
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /v1/x HTTP/1.1\r\nhost: x\r\nx-pad: %s\r\n\r\n" % (b"a" * 40 * LIMITS.max_header_bytes),
+        b"POST /v1/x HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n%s"
+        % (4 * MAX_BODY, b"x" * 4 * MAX_BODY),
+    ],
+    ids=["head", "body"],
+)
+def test_a_refusal_is_read_whole_while_the_caller_still_sends(base_url, request_bytes):
+    """Closed with bytes unread, a socket sends a reset, and the caller loses the answer: a refused
+    connection reads on (and drops what comes) until the caller closes (`linger`)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith((b"HTTP/1.1 431 ", b"HTTP/1.1 413 ")) and b"connection: close" in answer
+
+
 def test_headers_past_the_limit_get_a_431_whole_or_trickled(base_url):
     huge = b"GET /v1/x HTTP/1.1\r\nhost: x\r\nx-pad: %s\r\n\r\n" % (b"a" * 2 * LIMITS.max_header_bytes)
     assert exchange(base_url, huge).startswith(b"HTTP/1.1 431 ")

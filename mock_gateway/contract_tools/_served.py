@@ -41,9 +41,11 @@ from ..server._admin_auth import UNAUTHORIZED_BODY, UNAUTHORIZED_HEADERS, AdminL
 from ..server._limits import (
     KEEP_ALIVE_SECONDS,
     SHUTDOWN_SECONDS,
+    Refused,
     default_max_connections,
     error_response,
     head_without_offer,
+    linger,
 )
 from ._asgi import Answer, Request, error_answer, text_headers
 
@@ -134,10 +136,6 @@ class WholeServer:
         return False
 
 
-class _Stopped(Exception):
-    """Raised in a parser callback that refused the request: the parser reads no further."""
-
-
 class _Connection(asyncio.Protocol):
     """One client connection: its parser's callbacks gather a request, `_answer` answers it."""
 
@@ -167,8 +165,8 @@ class _Connection(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        """No request begun, none waiting or being answered."""
-        return not (self.reading or self.answering or self.waiting)
+        """No request begun, none waiting or being answered (or refused: it lingers only to close)."""
+        return self.closed or not (self.reading or self.answering or self.waiting)
 
     # The connection ------------------------------------------------------------------------------
 
@@ -213,8 +211,9 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def refuse(self, status: int, message: str) -> None:
+        self.closed = True
         self.transport.write(error_response(status, message))
-        self.close()
+        linger(self.transport, self.loop)
 
     def close(self) -> None:
         self.closed = True
@@ -230,7 +229,7 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade as upgrade:
             self._upgrade_offered(data[upgrade.args[0] :])
             return
-        except httptools.HttpParserError as exc:  # `_Stopped` too, the refusal sent
+        except httptools.HttpParserError as exc:  # `Refused` too, the refusal sent
             if not self.closed:
                 self.refuse(400, f"The request is not valid HTTP/1.1 ({exc}).")
             return
@@ -269,18 +268,18 @@ class _Connection(asyncio.Protocol):
         limit = self.server.limits.max_header_bytes
         if self.field_bytes > limit:
             self.refuse(431, f"The request line and headers are larger than {limit} bytes.")
-            raise _Stopped
+            raise Refused
 
     def on_headers_complete(self) -> None:
         self.in_head = False
         parser = self.parser
         if parser.get_method() == b"CONNECT":
             self.refuse(405, "The proxy opens no tunnels: CONNECT is not served.")
-            raise _Stopped
+            raise Refused
         version = parser.get_http_version()
         if version not in ("1.0", "1.1"):
             self.refuse(505, f"The proxy serves HTTP/1.1 (and 1.0), not HTTP/{version}.")
-            raise _Stopped
+            raise Refused
         if parser.should_upgrade():
             self.offer_head = head_without_offer(parser, self.url, self.headers)
             return
@@ -306,7 +305,7 @@ class _Connection(asyncio.Protocol):
             path = url.path.decode("ascii")
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
             self.refuse(400, "The request target is no path of ASCII characters.")
-            raise _Stopped from None
+            raise Refused from None
         method = parser.get_method().decode("ascii")
         version = parser.get_http_version()
         request = Request(
@@ -327,9 +326,10 @@ class _Connection(asyncio.Protocol):
 
     def _stop(self, answer: Answer) -> None:
         """Answer before the request is read, close, and stop the parser (the rest is not read)."""
+        self.closed = True
         self.transport.write(_head(answer, keep_alive=False) + answer.body)
-        self.close()
-        raise _Stopped
+        linger(self.transport, self.loop)
+        raise Refused
 
     # Answering -----------------------------------------------------------------------------------
 

@@ -46,6 +46,10 @@ class CoalescingTransport:
         self.flush()
         self._transport.close()
 
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
     def is_closing(self) -> bool:  # asked on every request: not through __getattr__
         return self._transport.is_closing()
 

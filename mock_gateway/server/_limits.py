@@ -45,6 +45,10 @@ with equal timeouts, a client polling every 5 s met a closed connection now and 
 RESERVED_FDS = 64
 """File descriptors kept for everything but sockets: the listener, logs, files. Webhook sockets
 (`webhook_concurrency`) come out of the connections' share, so that `max_connections` stays true."""
+LINGER_SECONDS = 2.0
+"""How long a refused connection is read on (what comes is dropped) before it closes: a socket closed
+with bytes unread sends a reset, and the caller may lose the refusal written just before (RFC 9112
+9.6: a server closes in stages)."""
 STATUS_TEXT = {
     400: "Bad Request",
     405: "Method Not Allowed",
@@ -60,6 +64,20 @@ def error_response(status: int, message: str) -> bytes:
     body = orjson.dumps({"error": STATUS_TEXT[status], "message": message})
     head = f"HTTP/1.1 {status} {STATUS_TEXT[status]}\r\ncontent-type: application/json\r\n"
     return f"{head}content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
+
+
+class Refused(Exception):
+    """Raised in a parser callback that refused the request: the parser reads no further."""
+
+
+def linger(transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    """After a refusal: send what was written and end the sending side, then close once the caller
+    does (a transport closes itself at the caller's end of file) or after `LINGER_SECONDS`."""
+    if transport.can_write_eof():
+        transport.write_eof()
+        loop.call_later(LINGER_SECONDS, transport.close)
+    else:
+        transport.close()
 
 
 def socket_budget() -> int:
@@ -104,6 +122,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
         self._offer_head: bytes | None = None
+        self._refused = False
+        """Refused and lingering: what still comes is dropped."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -123,6 +143,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Parse, then read the request's progress off uvicorn's cycle (one per request, created
         when its headers are complete; `more_body` false once its body is): no parser callback
         is overridden for this, so the hot path gains one Python call per chunk."""
+        if self._refused:
+            return
         before = self.cycle
         was_in_body = before is not None and before.more_body
         self._parse(data)
@@ -161,6 +183,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.parser.feed_data(data)
                 return
             except httptools.HttpParserError:
+                if self._refused:  # by a callback (`on_headers_complete`), which stopped the parser
+                    return
                 message = "Invalid HTTP request received."
                 self.logger.warning(message)
                 self.send_400_response(message)
@@ -178,6 +202,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn's
 
     def on_headers_complete(self) -> None:
+        """A head that came whole in one chunk is measured here (`data_received` counts the chunks
+        of one still coming: httptools buffers a line until it ends)."""
+        limit = self.backend.config.max_header_bytes
+        if len(self.url) + sum([len(name) + len(value) for name, value in self.headers]) > limit:
+            self._refuse(431, f"The request line and headers are larger than {limit} bytes.")
+            raise Refused  # the parser stops: the app sees nothing of it
         parser = self.parser
         if parser.should_upgrade() and not self._should_upgrade() and parser.get_method() != b"CONNECT":
             self._offer_head = head_without_offer(
@@ -207,8 +237,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._deadline = None
 
     def _refuse(self, status: int, message: str) -> None:
+        self._refused = True
+        self._cancel_deadline()
         self.transport.write(error_response(status, message))
-        self.transport.close()
+        linger(self.transport, self.loop)  # `CoalescingTransport` flushes what it holds first
 
     def _make_room(self) -> None:
         """Close another connection that waits for nothing; with none, refuse this one."""
