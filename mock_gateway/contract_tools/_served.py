@@ -8,7 +8,8 @@ limits of every server we ship (`GuardedHttpToolsProtocol`, the defaults of `Moc
 
 - a request line and headers past `max_header_bytes` are answered 431, a body past the app's
   `max_body_bytes` its 413 (at once when `Content-Length` says so), a request that does not arrive
-  within `body_timeout` 408, a request that does not parse 400; each closes the connection;
+  within `body_timeout` 408, a request that does not parse 400; each ends the connection, read on
+  until the caller closes it (`linger`) so that no reset loses the answer;
 - a connection idle for `keep_alive` seconds is closed, and past `max_connections` an idle one makes
   room (with none, 503): one timer sweeps them all, so a request arms and cancels no timer;
 - an upgrade offer (`Upgrade: h2c`, a websocket) is ignored, as RFC 9110 §7.8 lets a server: the
