@@ -7,6 +7,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from boogu_contract import Conformance, ContractViolation
 from boogu_contract import _conformance as conformance
@@ -76,3 +78,50 @@ def test_no_violation_shows_the_key():
     """jsonschema's messages show the offending value, the key in it when an answer echoes it."""
     for violation in checked(BAD_ANSWERS[3]):
         assert SECRET not in repr(violation), violation
+
+
+_URL_PARTS = st.sampled_from(
+    [
+        "http://",
+        "https://",
+        "HTTP://",
+        "ftp://",
+        "http:",
+        "//",
+        "gw.example",
+        ":8080",
+        "[::1]",
+        "@",
+        "user",
+        "/",
+        "//",
+        "?",
+        "#",
+        "%2F",
+        "%",
+        " ",
+        "\t",
+        "\n",
+        "\\",
+        "é",
+        "v2",
+        "/v2/requests/status/",
+        "x_1",
+    ]
+)
+
+
+@settings(max_examples=2000, derandomize=True, deadline=None)
+@given(
+    st.lists(_URL_PARTS, max_size=8).map("".join),
+    st.lists(_URL_PARTS, max_size=4).map("".join),
+)
+def test_the_plain_url_check_agrees_with_urlsplit(start: str, request_id_text: str) -> None:
+    """`_plainly_url_of` skips `urlsplit` for the URLs gateways write: never True where `urlsplit` says
+    False, and True for those."""
+    path = f"/v2/requests/status/{request_id_text}"
+    for url in (start + path, start, f"http://{start}{path}", f"https://gw.example{path}"):
+        assert not conformance._plainly_url_of(url, path) or conformance._parsed_url_of(url, path), url
+    assert conformance._plainly_url_of(
+        "https://gw.example:8443/v2/requests/status/boogu-image_1", "/v2/requests/status/boogu-image_1"
+    )
