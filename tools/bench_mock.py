@@ -246,7 +246,7 @@ def bench_proxy_rows(calls: int) -> list[Row]:
             figure.added_ms,
             "ms",
             f"{statistics.median(figure.direct):.3f} → {statistics.median(figure.proxied):.3f} ms, "
-            f"{calls:,} calls each way",
+            f"{calls:,} calls each way; the proxy's CPU {figure.proxy_cpu_us:.0f} µs a call",
             Goal("<", bench_proxy.TARGET_MS, "ms"),
         )
         for figure in bench_proxy.compare(calls)

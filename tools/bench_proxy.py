@@ -5,8 +5,9 @@ Both servers run as their own processes on free loopback ports (`mock_gateway.te
 on the CPU `make bench` gives servers, and this script on the others (`tools.bench_load`). It is the
 only client: one keep-alive connection to each, one call at a time, direct and proxied calls
 alternating so that the machine's noise falls on both alike. Reported per operation: the median and
-90th percentile of each, the median added by the proxy (target: under 0.5 ms on loopback), and the
-ratio proxied/direct; `make bench` shows the added medians in its table. A benchmark, not a test: it
+90th percentile of each, the median added by the proxy (target: under 0.5 ms on loopback), the
+ratio proxied/direct, and the proxy's CPU a call (`cpu_seconds_run`: a call's latency through the
+proxy follows its CPU); `make bench` shows the added medians in its table. A benchmark, not a test: it
 exits 0 whether or not the target is met.
 
     python -m tools.bench_proxy                 # 2000 calls of each operation each way
@@ -27,8 +28,9 @@ from rich.table import Table
 
 from boogu_contract import wire
 from mock_gateway.model import DEFAULT_API_KEY
-from mock_gateway.testing import gateway_process
+from mock_gateway.testing import gateway_popen, gateway_process
 from tools.bench_load import LOAD_CPUS, SERVER_CPUS, on_cpus, running_on
+from tools.processes import cpu_seconds_run
 
 SUBMIT = wire.submit_path("boogu-image")
 HEADERS = {wire.KEY_HEADER: DEFAULT_API_KEY}
@@ -45,17 +47,23 @@ def timed(call: Callable[[], httpx.Response]) -> float:
 
 
 def measure(
-    direct: httpx.Client, proxied: httpx.Client, call: Callable[[httpx.Client], httpx.Response], calls: int
-) -> tuple[list[float], list[float]]:
+    direct: httpx.Client,
+    proxied: httpx.Client,
+    call: Callable[[httpx.Client], httpx.Response],
+    calls: int,
+    proxy_pid: int,
+) -> tuple[list[float], list[float], float]:
+    """Each call's ms straight and through the proxy, and the proxy's CPU µs a call."""
     for _ in range(min(200, calls)):  # warm-up: connections, caches, compiled validators
         call(direct)
         call(proxied)
     straight: list[float] = []
     through: list[float] = []
+    ran = cpu_seconds_run(proxy_pid)
     for _ in range(calls):
         straight.append(timed(lambda: call(direct)))
         through.append(timed(lambda: call(proxied)))
-    return straight, through
+    return straight, through, (cpu_seconds_run(proxy_pid) - ran) / calls * 1e6
 
 
 def p90(values: list[float]) -> float:
@@ -69,6 +77,7 @@ class ProxyFigure:
     operation: str
     direct: list[float]
     proxied: list[float]
+    proxy_cpu_us: float
 
     @property
     def added_ms(self) -> float:
@@ -82,7 +91,7 @@ def compare(calls: int) -> list[ProxyFigure]:
         running_on(LOAD_CPUS),
         # A balance no `--calls` exhausts: the default one ran out after about 5,000 submits.
         gateway_process("--speed", "1000", "--balance", "1000000000", preexec_fn=servers) as upstream,
-        gateway_process("--upstream", upstream, subcommand=["proxy"], preexec_fn=servers) as proxy,
+        gateway_popen("--upstream", upstream, subcommand=["proxy"], preexec_fn=servers) as (proxy, process),
         httpx.Client(base_url=upstream, headers=HEADERS, trust_env=False) as direct,
         httpx.Client(base_url=proxy, headers=HEADERS, trust_env=False) as proxied,
     ):
@@ -93,7 +102,8 @@ def compare(calls: int) -> list[ProxyFigure]:
             "submit": lambda http: http.post(SUBMIT, json={"prompt": "a lighthouse", "seed": 1}),
         }
         return [
-            ProxyFigure(name, *measure(direct, proxied, call, calls)) for name, call in operations.items()
+            ProxyFigure(name, *measure(direct, proxied, call, calls, process.pid))
+            for name, call in operations.items()
         ]
 
 
@@ -104,7 +114,16 @@ def main() -> int:
     options.add_argument("--calls", type=int, default=2000, help="measured calls of each operation each way")
     args = options.parse_args()
     table = Table(title=f"Validating proxy vs direct, {args.calls} calls each way, one at a time (ms)")
-    columns = ("operation", "direct p50", "proxied p50", "direct p90", "proxied p90", "added p50", "ratio")
+    columns = (
+        "operation",
+        "direct p50",
+        "proxied p50",
+        "direct p90",
+        "proxied p90",
+        "added p50",
+        "ratio",
+        "proxy CPU a call",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column == "operation" else "right")
     for figure in compare(args.calls):
@@ -118,6 +137,7 @@ def main() -> int:
             f"{p90(figure.proxied):.3f}",
             f"{figure.added_ms:.3f} ({met})",
             f"×{proxied / direct:.2f}",
+            f"{figure.proxy_cpu_us:.0f} µs",
         )
     console = Console(width=120)
     console.print(table)

@@ -33,3 +33,11 @@ def memory_kib(pid: int) -> dict[str, int]:
     """VmRSS (now) and VmHWM (the peak) of process `pid`, in KiB, from /proc/<pid>/status."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     return {name: int(fields[name].split()[0]) for name in ("VmRSS", "VmHWM")}
+
+
+def cpu_seconds_run(pid: int) -> float:
+    """Seconds that process `pid`'s threads have run on a CPU, from the scheduler's own clock
+    (/proc/<pid>/task/*/schedstat, ns): exact, where /proc/<pid>/stat samples at each timer tick and
+    misjudges a process that runs in short, regular bursts (one call at a time)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return sum(int((task / "schedstat").read_text().split()[0]) for task in tasks) / 1e9
