@@ -33,7 +33,7 @@ TOKEN = "admin-token-1"
 
 class Stand:
     """Echoes the request it was handed; a path that starts with /fail raises, /bad answers a header
-    no HTTP answer may carry, /slow takes 0.3 s, /big answers 1 MB."""
+    no HTTP answer may carry, /slow takes 0.3 s, /hold 2 s, /big answers 1 MB."""
 
     max_body_bytes = MAX_BODY
 
@@ -46,6 +46,8 @@ class Stand:
         self.calls += 1
         if path.startswith("/slow"):
             await asyncio.sleep(0.3)
+        if path.startswith("/hold"):
+            await asyncio.sleep(2)
         if path.startswith("/fail"):
             raise RuntimeError("the proxy failed")
         if path.startswith("/big"):
@@ -356,7 +358,7 @@ def test_the_admin_token_guards_the_admin_routes_but_health():
 
 def test_past_max_connections_an_idle_one_makes_room_else_a_503():
     app = Stand()
-    serving = Serving(app, Limits(max_connections=2, body_timeout=5, keep_alive=30))
+    serving = Serving(app, Limits(max_connections=2, body_timeout=5, keep_alive=30, shutdown_seconds=0.1))
     host, port = serving.base_url.removeprefix("http://").split(":")
     try:
         idle = socket.create_connection((host, int(port)), timeout=5)
@@ -368,8 +370,8 @@ def test_past_max_connections_an_idle_one_makes_room_else_a_503():
             assert third.recv(65536).startswith(b"HTTP/1.1 200 ")
             assert idle.recv(65536) == b""  # closed to make room
             calls = app.calls
-            third.sendall(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
-            while app.calls == calls:  # the slow call under way: no connection is idle now
+            third.sendall(b"GET /hold HTTP/1.1\r\nhost: x\r\n\r\n")
+            while app.calls == calls:  # the held call under way: no connection is idle now
                 time.sleep(0.01)
             with socket.create_connection((host, int(port)), timeout=5) as fourth:
                 assert fourth.recv(65536).startswith(b"HTTP/1.1 503 ")
@@ -385,7 +387,8 @@ def test_stopping_answers_what_began_then_closes_the_app():
     host, port = serving.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(b"GET /slow/last HTTP/1.1\r\nhost: x\r\n\r\n")
-        time.sleep(0.1)
+        while not app.calls:  # the call under way
+            time.sleep(0.01)
         serving.stop()
         answer = b""
         while chunk := sock.recv(65536):
@@ -396,15 +399,23 @@ def test_stopping_answers_what_began_then_closes_the_app():
 # The proxy as a process ---------------------------------------------------------------------------
 
 
+SLOW_BEGUN = threading.Event()
+
+
 async def slow(request: StarletteRequest) -> Response:
+    SLOW_BEGUN.set()
     await asyncio.sleep(0.5)
+    return JSONResponse({"status": "ok"})
+
+
+async def healthy(request: StarletteRequest) -> Response:
     return JSONResponse({"status": "ok"})
 
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
-    """Healthy, and takes 0.5 s on /slow."""
-    yield from served(Starlette(routes=[Route("/slow", slow), Route("/__mock/health", slow)]))
+    """Takes 0.5 s on /slow, and sets `SLOW_BEGUN` when it begins."""
+    yield from served(Starlette(routes=[Route("/slow", slow), Route("/__mock/health", healthy)]))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -416,8 +427,9 @@ def test_a_signal_stops_the_proxy_within_5_seconds_after_the_call_under_way(upst
             socket.create_connection((host, int(port))) as busy,
         ):
             stalled.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+            SLOW_BEGUN.clear()
             busy.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            time.sleep(0.1)
+            assert SLOW_BEGUN.wait(10)  # the call under way, upstream
             process.send_signal(signum)
             started = time.monotonic()
             assert process.wait(timeout=10) == 0
