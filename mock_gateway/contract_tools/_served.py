@@ -401,7 +401,7 @@ def _head(answer: Answer, keep_alive: bool) -> bytes:
 def serve(app: WholeApp, host: str, port: int, admin_token: str | None = None) -> int:
     """Serve until SIGINT or SIGTERM; 1 when the address cannot be bound."""
     try:
-        sock = socket.create_server((host, port), family=_family(host), reuse_port=False, backlog=2048)
+        sock = socket.create_server((host, port), family=_family(host), backlog=2048)
     except OSError as exc:
         logger.error("cannot listen on %s:%d: %s", host, port, exc)
         return 1
