@@ -139,14 +139,14 @@ def test_a_percent_encoded_path_is_decoded_as_uvicorn_decodes_it(base_url):
     "request_head",
     [
         b"POST /v1/x HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-        b"POST /v1/x HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\nabc",
+        b"POST /v1/x HTTP/1.1\r\nhost: x\r\nExpect: 100-Continue\r\ncontent-length: 3\r\n\r\nabc",
         b"GET /__mock/violations HTTP/1.1\r\nhost: x\r\n\r\n",
     ],
     ids=["chunked", "expect-100", "admin-route"],
 )
 def test_chunked_bodies_expect_100_and_admin_routes_reach_the_app(base_url, request_head):
     answer = exchange(base_url, request_head)
-    if b"expect" in request_head:
+    if b"Expect" in request_head:
         assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
         answer = answer.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]

@@ -284,10 +284,15 @@ class _Connection(asyncio.Protocol):
         if parser.should_upgrade():
             self.offer_head = head_without_offer(parser, self.url, self.headers)
             return
-        length = next((value for name, value in self.headers if name == b"content-length"), b"0")
+        length = expect = b""
+        for name, value in self.headers:
+            if name == b"content-length":
+                length = value
+            elif name == b"expect":
+                expect = value
         if length.isdigit() and int(length) > self.server.app.max_body_bytes:
             self._stop(self.server.app.too_large())
-        if version == "1.1" and (b"expect", b"100-continue") in self.headers:
+        if version == "1.1" and expect.lower() == b"100-continue":
             self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
