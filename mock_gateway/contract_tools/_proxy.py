@@ -95,7 +95,7 @@ INLINE_CHECK_BYTES = 64 * 1024
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 """A JSON string token, escapes included (unrolled, so that long strings cost one scan)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-"""Characters that no header value may hold raw (uvicorn closes the connection rather than send one)."""
+"""Characters that no header value may hold raw (the proxy's server answers 500 rather than send one)."""
 
 
 class ViolationLog:

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import httptools
 
@@ -45,6 +45,7 @@ from ..server._limits import (
     Refused,
     default_max_connections,
     error_response,
+    head_too_large,
     head_without_offer,
     linger,
 )
@@ -151,7 +152,9 @@ class _Connection(asyncio.Protocol):
         self.reading = False
         self.in_head = False
         self.head_bytes = 0
-        self.field_bytes = 0
+        """Bytes of the chunks that ended inside the head being read."""
+        self.received = 0
+        """`head_bytes` and the chunk being parsed: no head completed in it is larger."""
         self.waiting: deque[tuple[Request, bool, bool]] = deque()
         self.answering = False
         self.closed = False
@@ -212,9 +215,18 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def refuse(self, status: int, message: str) -> None:
+        self._end(error_response(status, message))
+
+    def _end(self, data: bytes) -> None:
+        """The connection's last answer: nothing after it is read (`linger`)."""
         self.closed = True
-        self.transport.write(error_response(status, message))
+        self.transport.write(data)
         linger(self.transport, self.loop)
+
+    def _stop(self, data: bytes) -> NoReturn:
+        """`_end` from a parser callback, which stops the parser."""
+        self._end(data)
+        raise Refused
 
     def close(self) -> None:
         self.closed = True
@@ -225,6 +237,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        self.received = self.head_bytes + len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -250,37 +263,29 @@ class _Connection(asyncio.Protocol):
         self.data_received(head + rest)
 
     def on_message_begin(self) -> None:
-        self.reading, self.in_head, self.head_bytes, self.field_bytes = True, True, 0, 0
+        self.reading, self.in_head, self.head_bytes = True, True, 0
         self.url, self.headers, self.body, self.size = b"", [], [], 0
         self.since = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self._count(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
-        self._count(len(name) + len(value))
-
-    def _count(self, size: int) -> None:
-        """A head that came whole in one chunk is measured field by field (a chunk still in the head,
-        by `data_received`: httptools buffers a line until it ends)."""
-        self.field_bytes += size
-        limit = self.server.limits.max_header_bytes
-        if self.field_bytes > limit:
-            self.refuse(431, f"The request line and headers are larger than {limit} bytes.")
-            raise Refused
 
     def on_headers_complete(self) -> None:
+        """A head that came whole in one chunk is measured here (`data_received` counts the chunks
+        of one still coming: httptools buffers a line until it ends)."""
         self.in_head = False
+        limit = self.server.limits.max_header_bytes
+        if head_too_large(self.received, self.url, self.headers, limit):
+            self._stop(error_response(431, f"The request line and headers are larger than {limit} bytes."))
         parser = self.parser
         if parser.get_method() == b"CONNECT":
-            self.refuse(405, "The proxy opens no tunnels: CONNECT is not served.")
-            raise Refused
+            self._stop(error_response(405, "The proxy opens no tunnels: CONNECT is not served."))
         version = parser.get_http_version()
         if version not in ("1.0", "1.1"):
-            self.refuse(505, f"The proxy serves HTTP/1.1 (and 1.0), not HTTP/{version}.")
-            raise Refused
+            self._stop(error_response(505, f"The proxy serves HTTP/1.1 (and 1.0), not HTTP/{version}."))
         if parser.should_upgrade():
             self.offer_head = head_without_offer(parser, self.url, self.headers)
             return
@@ -291,14 +296,14 @@ class _Connection(asyncio.Protocol):
             elif name == b"expect":
                 expect = value
         if length.isdigit() and int(length) > self.server.app.max_body_bytes:
-            self._stop(self.server.app.too_large())
+            self._stop(_whole(self.server.app.too_large()))
         if version == "1.1" and expect.lower() == b"100-continue":
             self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
         if self.size > self.server.app.max_body_bytes:
-            self._stop(self.server.app.too_large())
+            self._stop(_whole(self.server.app.too_large()))
         self.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -310,8 +315,7 @@ class _Connection(asyncio.Protocol):
             url = httptools.parse_url(self.url)
             path = url.path.decode("ascii")
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
-            self.refuse(400, "The request target is no path of ASCII characters.")
-            raise Refused from None
+            self._stop(error_response(400, "The request target is no path of ASCII characters."))
         method = parser.get_method().decode("ascii")
         version = parser.get_http_version()
         request = Request(
@@ -329,13 +333,6 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()  # pipelined: read on once the one before it is answered
         else:
             self._next()
-
-    def _stop(self, answer: Answer) -> None:
-        """Answer before the request is read, close, and stop the parser (the rest is not read)."""
-        self.closed = True
-        self.transport.write(_head(answer, keep_alive=False) + answer.body)
-        linger(self.transport, self.loop)
-        raise Refused
 
     # Answering -----------------------------------------------------------------------------------
 
@@ -384,6 +381,11 @@ class _Connection(asyncio.Protocol):
 
 def _authorization(request: Request) -> bytes:
     return next((v.encode("latin-1") for n, v in request.headers if n == "authorization"), b"")
+
+
+def _whole(answer: Answer) -> bytes:
+    """An answer that ends the connection, head and body."""
+    return _head(answer, keep_alive=False) + answer.body
 
 
 def _head(answer: Answer, keep_alive: bool) -> bytes:

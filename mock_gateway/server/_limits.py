@@ -120,6 +120,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
+        self._received = 0
+        """Bytes of this chunk and of the head's earlier ones: no head completed in it is larger."""
         self._deadline: asyncio.TimerHandle | None = None
         self._offer_head: bytes | None = None
         self._refused = False
@@ -147,6 +149,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         before = self.cycle
         was_in_body = before is not None and before.more_body
+        self._received = self._header_bytes + len(data)
         self._parse(data)
         cycle = self.cycle
         if cycle is not None and not cycle.more_body and (cycle is not before or was_in_body):
@@ -205,14 +208,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """A head that came whole in one chunk is measured here (`data_received` counts the chunks
         of one still coming: httptools buffers a line until it ends)."""
         limit = self.backend.config.max_header_bytes
-        if len(self.url) + sum([len(name) + len(value) for name, value in self.headers]) > limit:
+        if head_too_large(self._received, self.url, self.headers, limit):
             self._refuse(431, f"The request line and headers are larger than {limit} bytes.")
             raise Refused  # the parser stops: the app sees nothing of it
         parser = self.parser
         if parser.should_upgrade() and not self._should_upgrade() and parser.get_method() != b"CONNECT":
-            self._offer_head = head_without_offer(
-                parser, self.url, self.headers
-            )  # served once the parser stops: `_parse`
+            # served once the parser stops: `_parse`
+            self._offer_head = head_without_offer(parser, self.url, self.headers)
             return
         super().on_headers_complete()
 
@@ -250,6 +252,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 other.transport.close()
                 return
         self._refuse(503, f"The mock serves at most {self.connection_limit()} connections at once.")
+
+
+def head_too_large(received: int, url: bytes, headers: list[tuple[bytes, bytes]], limit: int) -> bool:
+    """Whether a head the parser has whole is over `limit` bytes, measured only when the bytes it came
+    in (`received`, the head's chunks) are: the common request pays one comparison."""
+    return received > limit and len(url) + sum([len(name) + len(value) for name, value in headers]) > limit
 
 
 def head_without_offer(
