@@ -82,15 +82,22 @@ def raw_requests(draw: st.DrawFn, host: str, paths: st.SearchStrategy[str]) -> b
     return "\r\n".join(lines).encode("latin-1") + body
 
 
-def answer_status(base_url: str, request: bytes) -> int:
-    """The status that the server at `base_url` answers the raw `request` with, read to the end of
-    the connection (AssertionError: no HTTP/1.1 answer, such as a closed connection)."""
+def whole_answer(base_url: str, request: bytes) -> bytes:
+    """What the server at `base_url` sends back for the raw `request`, read to the end of the
+    connection; a reset raises (ConnectionResetError), as it loses the answer."""
     host, port = base_url.removeprefix("http://").split("/")[0].rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(request)
         received = b""
         while chunk := sock.recv(65536):
             received += chunk
+    return received
+
+
+def answer_status(base_url: str, request: bytes) -> int:
+    """The status that the server at `base_url` answers the raw `request` with, read to the end of
+    the connection (AssertionError: no HTTP/1.1 answer, such as a closed connection)."""
+    received = whole_answer(base_url, request)
     status_line = received.partition(b"\r\n")[0]
     assert status_line.startswith(b"HTTP/1.1 "), (request[:300], received[:300])
     return int(status_line.split()[1])

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from boogu_contract.wire import ADMIN_TOKEN_ENV as TOKEN_ENV
+from contract_tests.fuzzing import whole_answer
 from mock_gateway import cli
 from mock_gateway.model._budget import JOB_RECORD_BYTES
 from mock_gateway.model._clock import ManualClock
@@ -190,12 +191,7 @@ def test_headers_over_the_limit_are_answered_431(served: MockGateway, size: int)
     """Whole in one chunk too (100 KiB was served against a 64 KiB limit), and the answer is read, not
     lost to a reset: the refused connection reads on until the caller closes (`linger`)."""
     request = b"GET /__mock/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
-    host, port = served.base_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+    answer = whole_answer(served.base_url, request)
     assert answer.startswith(b"HTTP/1.1 431 ")
     assert b'"error":"Request Header Fields Too Large"' in answer
     with served.http() as client:  # and the server is fine

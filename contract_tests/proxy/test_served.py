@@ -20,6 +20,7 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from contract_tests.fuzzing import whole_answer
 from mock_gateway.contract_tools._asgi import Answer, Request, error_answer
 from mock_gateway.contract_tools._served import Limits, WholeServer
 from mock_gateway.testing import free_port_socket, gateway_popen
@@ -287,12 +288,7 @@ def test_deeply_nested_and_huge_bodies_pass_whole(base_url):
 def test_a_refusal_is_read_whole_while_the_caller_still_sends(base_url, request_bytes):
     """Closed with bytes unread, a socket sends a reset, and the caller loses the answer: a refused
     connection reads on (and drops what comes) until the caller closes (`linger`)."""
-    host, port = base_url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(request_bytes)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+    answer = whole_answer(base_url, request_bytes)
     assert answer.startswith((b"HTTP/1.1 431 ", b"HTTP/1.1 413 ")) and b"connection: close" in answer
 
 
