@@ -371,9 +371,11 @@ async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> Any
 async def _answer(
     conn: h11.Connection, writer: asyncio.StreamWriter, code: HTTPStatus, message: str, *, head: bool = False
 ) -> None:
-    """Answer `code` with `{"message": ...}` (none for a 2xx without one; its headers only to a HEAD,
+    """Answer `code` with `{"message": ...}`, and `error` (the status's phrase) when it refuses, as every
+    server of the toolkit words its 4xx and 5xx (none for a 2xx without one; its headers only to a HEAD,
     whose answer h11 frames with no body); any but a 2xx closes."""
-    body = json.dumps({"message": message[:_MESSAGE_CHARS]}).encode() if message else b""
+    fields = {"error": code.phrase} if code >= 400 else {}
+    body = json.dumps({**fields, "message": message[:_MESSAGE_CHARS]}).encode() if message else b""
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))] if body else []
     if code >= 300:
         headers.append(("Connection", "close"))

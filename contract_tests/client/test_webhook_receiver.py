@@ -286,6 +286,24 @@ def test_malformed_deliveries_are_answered_without_a_traceback() -> None:
         assert post(url) == 204
 
 
+def test_every_refusal_says_error_and_message_as_the_other_servers_do() -> None:
+    with WebhookReceiver() as receiver, httpx.Client(timeout=10) as http:
+        answers = [
+            http.post(receiver.url, content=b"not json", headers={"content-type": "application/json"}),
+            http.post(receiver.url, content=b""),
+            http.post(receiver.url + "/../elsewhere/x", json=STATUS),
+            http.get(receiver.url),
+            http.post(receiver.url, content=b"x" * (webhooks.MAX_BODY_BYTES + 1)),
+        ]
+        unknown = http.post(receiver.url, json={**STATUS, "status": "PAUSED"})
+    assert [answer.status_code for answer in answers] == [400, 400, 404, 405, 413]
+    for answer in answers:
+        body = answer.json()
+        assert set(body) == {"error", "message"}, body
+        assert body["error"] == answer.reason_phrase and body["message"]
+    assert unknown.status_code == 202 and set(unknown.json()) == {"message"}  # taken: no error
+
+
 def test_the_receiver_keeps_only_recent_deliveries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(webhooks, "KEEP", 5)
     with WebhookReceiver() as receiver:
