@@ -32,15 +32,16 @@ import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import NoReturn, Protocol
 
 import httptools
 
 from ..model import MockConfig
 from ..server._admin_auth import UNAUTHORIZED_BODY, UNAUTHORIZED_HEADERS, AdminLock
+from ..server._coalesce import LARGE
 from ..server._limits import (
     KEEP_ALIVE_SECONDS,
+    REASONS,
     SHUTDOWN_SECONDS,
     Refused,
     default_max_connections,
@@ -52,14 +53,11 @@ from ..server._limits import (
 from ._asgi import Answer, Request, error_answer, text_headers
 
 logger = logging.getLogger("mock_gateway.proxy")
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-zA-Z]")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 """What no header name or value of an answer may hold (RFC 9110 5.1 and 5.5): a newline would end the
 head early. The app's values are checked joined, one search each."""
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_LARGE = 64 * 1024
-"""A body past this is written apart from its head, not copied to join it."""
 
 
 class WholeApp(Protocol):
@@ -364,7 +362,7 @@ class _Connection(asyncio.Protocol):
             keep_alive = False
             head = _head(answer, keep_alive)
         body = b"" if head_only else answer.body
-        if len(head) + len(body) > _LARGE:
+        if len(head) + len(body) > LARGE:  # written apart, not copied to join it
             self.transport.write(head)
             self.transport.write(body)
         else:
@@ -396,7 +394,7 @@ def _head(answer: Answer, keep_alive: bool) -> bytes:
         b"\t".join([value for _, value in fields])
     ):
         raise ValueError("an answer's header name or value that no HTTP answer may carry")
-    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "").encode())]
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "").encode())]
     lines += [b"%s: %s\r\n" % field for field in fields]
     lines.append(b"content-length: %d\r\n" % len(answer.body))
     if not keep_alive:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+from http import HTTPStatus
 from typing import Any, Protocol
 
 import httptools
@@ -49,20 +50,14 @@ LINGER_SECONDS = 2.0
 """How long a refused connection is read on (what comes is dropped) before it closes: a socket closed
 with bytes unread sends a reset, and the caller may lose the refusal written just before (RFC 9112
 9.6: a server closes in stages)."""
-STATUS_TEXT = {
-    400: "Bad Request",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-    505: "HTTP Version Not Supported",
-}
+REASONS = {status.value: status.phrase for status in HTTPStatus}
+"""Each status's reason phrase: the status line's, and the `error` of a refusal's body."""
 
 
 def error_response(status: int, message: str) -> bytes:
     """A whole HTTP response with an `{error, message}` body that closes the connection."""
-    body = orjson.dumps({"error": STATUS_TEXT[status], "message": message})
-    head = f"HTTP/1.1 {status} {STATUS_TEXT[status]}\r\ncontent-type: application/json\r\n"
+    body = orjson.dumps({"error": REASONS[status], "message": message})
+    head = f"HTTP/1.1 {status} {REASONS[status]}\r\ncontent-type: application/json\r\n"
     return f"{head}content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body
 
 
