@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -82,15 +83,20 @@ def raw_requests(draw: st.DrawFn, host: str, paths: st.SearchStrategy[str]) -> b
     return "\r\n".join(lines).encode("latin-1") + body
 
 
-def whole_answer(base_url: str, request: bytes) -> bytes:
-    """What the server at `base_url` sends back for the raw `request`, read to the end of the
-    connection; a reset raises (ConnectionResetError), as it loses the answer."""
+def whole_answer(base_url: str, request: bytes, *, wait: float = 10.0, lossy: bool = False) -> bytes:
+    """What the server at `base_url` sends back for the raw `request` on a fresh connection, read to
+    its end (`wait`: the socket's timeout). A reset raises (ConnectionResetError), as it loses the
+    answer; `lossy` keeps what arrived before one, or before the timeout, for callers that only load
+    the server (it may answer and close before the request is all sent)."""
     host, port = base_url.removeprefix("http://").split("/")[0].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request)
+    ignored = (OSError,) if lossy else ()
+    with socket.create_connection((host, int(port)), timeout=wait) as sock:
+        with contextlib.suppress(*ignored):
+            sock.sendall(request)
         received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
+        with contextlib.suppress(*ignored):
+            while chunk := sock.recv(65536):
+                received += chunk
     return received
 
 
