@@ -146,13 +146,13 @@ def build_rust() -> None:
     subprocess.run([*command, "--target-dir", str(RUST_TARGET)], check=True)
 
 
-def maven(pom: Path, phase: str) -> None:
+def maven(pom: Path, phase: str, *options: str) -> None:
     """One quiet Maven run, every plugin and dependency version pinned in the poms; Maven's own JVM is a
     quick one (the Java build takes 40% less CPU), unless MAVEN_OPTS says otherwise."""
     quiet = ["-B", "-q", "--no-transfer-progress", "-Dstyle.color=never", "-Dmaven.test.skip=true"]
     environment = {**os.environ, "MAVEN_OPTS": os.environ.get("MAVEN_OPTS", openapi_generator.QUICK_JVM)}
     result = subprocess.run(
-        [toolchain("mvn"), *quiet, "-f", str(pom), phase],
+        [toolchain("mvn"), *quiet, *options, "-f", str(pom), phase],
         env=environment,
         capture_output=True,
         text=True,
@@ -163,10 +163,15 @@ def maven(pom: Path, phase: str) -> None:
         raise subprocess.CalledProcessError(result.returncode, result.args)
 
 
+JAVA_SKIPPED = ["-Dmaven.javadoc.skip=true", "-Dmaven.source.skip=true"]
+"""The generated pom also packs its javadoc and sources into jars at `package`: the smoke program runs
+on the classes, and those two jars took 45% of the Java build's CPU (7.4 of 16.4 s)."""
+
+
 def build_java() -> None:
     """The generated project, with its own generated pom, and the smoke program: one reactor build."""
     openapi_generator.generate("java")
-    maven(SMOKE_DIR / "java" / "reactor" / "pom.xml", "package")
+    maven(SMOKE_DIR / "java" / "reactor" / "pom.xml", "package", *JAVA_SKIPPED)
 
 
 def build_kotlin() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
@@ -97,23 +98,53 @@ def run(*args: str) -> str:
 
     The generator's JVM gets `QUICK_JVM` (unless JAVA_TOOL_OPTIONS is set) and reads the class archive;
     without one yet, it writes one as it exits, under a name of its own moved into place only after
-    a run that succeeded (two runs at once may both write one). Whatever goes wrong with the archive
-    costs a run again without it, never the generation: one cut short (a full disk) crashes the JVM
-    that maps it, and is deleted; one that cannot be written (a read-only `build/`) fails the JVM
-    at its start."""
+    a run that succeeded, while other runs wait for it (writing one cost a JVM 7 CPU-s, reading one
+    2.6: the first two generations of a fresh clone each wrote one). Whatever goes wrong with the
+    archive costs a run again without it, never the generation: one cut short (a full disk) crashes
+    the JVM that maps it, and is deleted; one that cannot be written (a read-only `build/`) fails the
+    JVM at its start."""
     if "JAVA_TOOL_OPTIONS" in os.environ:
         return _checked(_generator(args, os.environ["JAVA_TOOL_OPTIONS"]))
     archive = class_archive()
-    if archive.is_file():
-        shared = _generator(args, _sharing(f"-XX:SharedArchiveFile={_rooted(archive)}"))
-        if JVM_CRASH not in shared.stdout + shared.stderr:
-            return _checked(shared)
-        with contextlib.suppress(OSError):
-            archive.unlink(missing_ok=True)
+    if not archive.is_file():
+        with _archive_lock():
+            if not archive.is_file():
+                return _checked(_writing_the_archive(args, archive))
+    shared = _generator(args, _sharing(f"-XX:SharedArchiveFile={_rooted(archive)}"))
+    if JVM_CRASH not in shared.stdout + shared.stderr:
+        return _checked(shared)
+    with contextlib.suppress(OSError):
+        archive.unlink(missing_ok=True)
+    with _archive_lock():
+        return _checked(_writing_the_archive(args, archive))
+
+
+def jvm_options() -> str:
+    """For another caller's generator JVM (the docs' commands under test): `QUICK_JVM`, reading the
+    class archive when one is there."""
+    archive = class_archive()
+    return _sharing(f"-XX:SharedArchiveFile={_rooted(archive)}") if archive.is_file() else QUICK_JVM
+
+
+@contextlib.contextmanager
+def _archive_lock() -> Iterator[None]:
+    """Held while a JVM writes the archive, across threads and processes; none where `build/` cannot
+    hold the lock's file."""
+    try:
+        ARCHIVES.mkdir(parents=True, exist_ok=True)
+        lock = (ARCHIVES / ".lock").open("a")
+    except OSError:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _writing_the_archive(args: Sequence[str], archive: Path) -> subprocess.CompletedProcess[str]:
     written = archive.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
     result: subprocess.CompletedProcess[str] | None = None
     try:
-        ARCHIVES.mkdir(parents=True, exist_ok=True)
         result = _generator(args, _sharing(f"-XX:ArchiveClassesAtExit={_rooted(written)}"))
         if result.returncode == 0 and written.is_file():
             written.replace(archive)
@@ -124,7 +155,7 @@ def run(*args: str) -> str:
             written.unlink(missing_ok=True)
     if result is None or result.returncode != 0:
         result = _generator(args, QUICK_JVM)
-    return _checked(result)
+    return result
 
 
 def _sharing(archive_option: str) -> str:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,7 @@ written=$(printf '%s' "$JAVA_TOOL_OPTIONS" | sed -n 's/.*ArchiveClassesAtExit=\\
 if [ -n "$written" ] && ! echo classes > "$written"; then
   echo "Error occurred during initialization of VM"; exit 1  # as the JVM fails when it cannot
 fi
+[ -n "$written" ] && sleep 0.3  # a JVM writing the archive takes its time: others come meanwhile
 [ "$1" = fail ] && exit 1
 echo generated
 """
@@ -139,7 +141,18 @@ def test_the_first_generator_run_writes_the_class_archive_and_the_next_reads_it(
     assert first.startswith(openapi_generator.QUICK_JVM) and "-XX:ArchiveClassesAtExit=" in first
     assert second.startswith(openapi_generator.QUICK_JVM) and f"-XX:SharedArchiveFile={archive}" in second
     assert "-XX:+IgnoreUnrecognizedVMOptions" in second  # Java 11 has no such archive: not an error
-    assert [path.name for path in archive.parent.iterdir()] == [archive.name]  # no part left behind
+    left = [path.name for path in archive.parent.iterdir() if path.name != ".lock"]
+    assert left == [archive.name]  # no part left behind
+    assert openapi_generator.jvm_options() == second  # for the docs' generator commands, as tested
+
+
+def test_runs_at_once_wait_for_the_one_writing_the_archive_and_read_it(fake_generator: Path) -> None:
+    assert openapi_generator.jvm_options() == openapi_generator.QUICK_JVM  # no archive yet
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert list(pool.map(lambda _: openapi_generator.run("generate"), range(3))) == ["generated\n"] * 3
+    options = (fake_generator / "options.log").read_text().splitlines()
+    assert sum("-XX:ArchiveClassesAtExit=" in line for line in options) == 1, options
+    assert sum("-XX:SharedArchiveFile=" in line for line in options) == 2, options
 
 
 def test_an_archive_cut_short_is_dropped_and_the_run_made_without_it(fake_generator: Path) -> None:
@@ -155,7 +168,7 @@ def test_a_failed_generation_leaves_no_archive_and_the_callers_options_win(
 ) -> None:
     with pytest.raises(subprocess.CalledProcessError):
         openapi_generator.run("fail")
-    assert list(openapi_generator.ARCHIVES.iterdir()) == []
+    assert [path.name for path in openapi_generator.ARCHIVES.iterdir()] == [".lock"]
     monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xmx1g")
     openapi_generator.run("generate")
     assert (fake_generator / "options.log").read_text().splitlines()[-1] == "-Xmx1g"
