@@ -3,6 +3,7 @@ printed; read a running process's memory and CPU as the kernel counts them."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,6 +39,10 @@ def memory_kib(pid: int) -> dict[str, int]:
 def cpu_seconds_run(pid: int) -> float:
     """Seconds that process `pid`'s threads have run on a CPU, from the scheduler's own clock
     (/proc/<pid>/task/*/schedstat, ns): exact, where /proc/<pid>/stat samples at each timer tick and
-    misjudges a process that runs in short, regular bursts (one call at a time)."""
-    tasks = Path(f"/proc/{pid}/task").iterdir()
-    return sum(int((task / "schedstat").read_text().split()[0]) for task in tasks) / 1e9
+    misjudges a process that runs in short, regular bursts (one call at a time). A thread that ends
+    while its siblings are read takes its time with it, as it would a moment later."""
+    nanoseconds = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            nanoseconds += int((task / "schedstat").read_text().split()[0])
+    return nanoseconds / 1e9

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tools import (
     client_smoke,
     offline_docs,
     openapi_generator,
+    processes,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,6 +189,26 @@ def test_an_archive_that_cannot_be_written_costs_a_run_not_the_generation(
     assert openapi_generator.run("generate") == "generated\n"
     dump, plain = (fake_generator / "options.log").read_text().splitlines()[-2:]
     assert "-XX:ArchiveClassesAtExit=" in dump and plain == openapi_generator.QUICK_JVM
+
+
+def test_cpu_time_is_read_while_threads_come_and_go() -> None:
+    """A thread that ends between the listing of /proc/<pid>/task and the read of its clock is left out."""
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            short = threading.Thread(target=sum, args=(range(1000),))
+            short.start()
+            short.join()
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    try:
+        readings = [processes.cpu_seconds_run(os.getpid()) for _ in range(300)]
+    finally:
+        stop.set()
+        churner.join()
+    assert all(reading > 0 for reading in readings)
 
 
 def _window(rps: float, us: float) -> bench_load.Window:
