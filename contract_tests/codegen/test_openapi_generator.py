@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,13 @@ def test_each_submit_is_typed_by_the_result_that_parses_200_and_202(
 ) -> None:
     path, pattern = SUBMIT_RESULT[language]
     assert re.search(pattern, (generated[language].output / path).read_text()), f"{language}: {path}"
+
+
+def test_the_rust_crate_speaks_https_by_default(generated: dict[str, openapi_generator.Generated]) -> None:
+    """The smoke program builds the crate without its default feature (the mock is plain HTTP); users
+    of the https gateway get their TLS from that default."""
+    features = tomllib.loads((generated["rust"].output / "Cargo.toml").read_text())["features"]
+    assert "native-tls" in features["default"] and "reqwest/native-tls" in features["native-tls"], features
 
 
 def model_names(folder: Path, pattern: str) -> set[str]:
