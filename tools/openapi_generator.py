@@ -110,7 +110,7 @@ def run(*args: str) -> str:
         with _archive_lock():
             if not archive.is_file():
                 return _checked(_writing_the_archive(args, archive))
-    shared = _generator(args, _sharing(f"-XX:SharedArchiveFile={_rooted(archive)}"))
+    shared = _generator(args, _reading(archive))
     if JVM_CRASH not in shared.stdout + shared.stderr:
         return _checked(shared)
     with contextlib.suppress(OSError):
@@ -120,10 +120,16 @@ def run(*args: str) -> str:
 
 
 def jvm_options() -> str:
-    """For another caller's generator JVM (the docs' commands under test): `QUICK_JVM`, reading the
-    class archive when one is there."""
+    """For a generator JVM that another caller starts (the docs' commands under test), as `run` would:
+    the caller's JAVA_TOOL_OPTIONS when set, else `QUICK_JVM` reading the class archive when one is there."""
+    if "JAVA_TOOL_OPTIONS" in os.environ:
+        return os.environ["JAVA_TOOL_OPTIONS"]
     archive = class_archive()
-    return _sharing(f"-XX:SharedArchiveFile={_rooted(archive)}") if archive.is_file() else QUICK_JVM
+    return _reading(archive) if archive.is_file() else QUICK_JVM
+
+
+def _reading(archive: Path) -> str:
+    return _sharing(f"-XX:SharedArchiveFile={_rooted(archive)}")
 
 
 @contextlib.contextmanager

@@ -174,6 +174,7 @@ def test_a_failed_generation_leaves_no_archive_and_the_callers_options_win(
     monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xmx1g")
     openapi_generator.run("generate")
     assert (fake_generator / "options.log").read_text().splitlines()[-1] == "-Xmx1g"
+    assert openapi_generator.jvm_options() == "-Xmx1g"  # the docs' commands under test: the same rule
 
 
 def test_an_archive_that_cannot_be_written_costs_a_run_not_the_generation(

@@ -154,8 +154,8 @@ def run(block: Block, folder: Path, base_url: str, tools: Path | None, wheels: P
         "BOOGU_API_KEY": "test-key",
         "PATH": os.pathsep.join([*paths, str(Path(sys.executable).parent), os.environ["PATH"]]),
         "NO_COLOR": "1",
-        # The generator's JVMs read the class archive that `make clients` wrote (4 CPU-s a run, not 6).
-        "JAVA_TOOL_OPTIONS": os.environ.get("JAVA_TOOL_OPTIONS") or openapi_generator.jvm_options(),
+        # The generator's JVMs read the class archive that `make clients` wrote (2.6 CPU-s a run, not 4).
+        "JAVA_TOOL_OPTIONS": openapi_generator.jvm_options(),
         # No bytecode written for venvs used once: pip compiles what it installs whatever
         # PYTHONDONTWRITEBYTECODE says (3.4 of the wheel-install block's 7 CPU-s), unless told not to.
         # The repository's modules are read compiled from the run's cache all the same.
