@@ -7,6 +7,7 @@ the toolkit itself puts on the wire. `contract_tests/spec` holds each one to the
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from typing import Final
@@ -52,5 +53,11 @@ def status_path(request_id: str) -> str:
 def iso_time(at: float) -> str:
     """ISO-8601 UTC with milliseconds and `Z`, as the reference writes timestamps."""
     millis = int(at * 1000)
-    moment = datetime.fromtimestamp(millis // 1000, UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis % 1000:03d}Z"
+    return f"{_iso_second(millis // 1000)}.{millis % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _iso_second(second: int) -> str:
+    """A second's text, formatted once: a status answer carries up to three timestamps, and a job's are
+    seconds apart at most, where `datetime`'s formatting cost 3 µs each (a tenth of a status answer)."""
+    return f"{datetime.fromtimestamp(second, UTC):%Y-%m-%dT%H:%M:%S}"

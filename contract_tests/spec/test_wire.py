@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from boogu_contract import Contract, load_spec, wire
 
@@ -43,3 +47,12 @@ def test_the_webhook_header_is_a_submit_parameter() -> None:
 def test_timestamps_are_written_as_the_reference_writes_them() -> None:
     assert wire.iso_time(1_774_951_215.5) == "2026-03-31T10:00:15.500Z"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", wire.iso_time(0.0))
+
+
+@given(st.floats(min_value=-2e9, max_value=1e10), st.floats(min_value=0, max_value=5))
+def test_a_timestamp_reads_back_as_its_millisecond(at: float, later: float) -> None:
+    """Each second's text is formatted once and kept: the next moments, in that second or the next,
+    still read back as themselves."""
+    for moment in (at, at + later):
+        back = datetime.fromisoformat(wire.iso_time(moment).replace("Z", "+00:00")).timestamp()
+        assert round(back * 1000) == int(moment * 1000)
