@@ -7,18 +7,21 @@ Each test is the regression test of one defect found on a shared mock (issue 10)
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import resource
 import signal
 import socket
 import time
+import tracemalloc
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 import pytest
 
 from boogu_contract.wire import ADMIN_TOKEN_ENV as TOKEN_ENV
@@ -27,7 +30,7 @@ from mock_gateway import cli
 from mock_gateway.model._budget import JOB_RECORD_BYTES
 from mock_gateway.model._clock import ManualClock
 from mock_gateway.model._config import MockConfig
-from mock_gateway.model._journal import JournalEntry
+from mock_gateway.model._journal import Journal, JournalEntry
 from mock_gateway.model._webhooks import WebhookDispatcher, check_webhook_target
 from mock_gateway.testing import MockGateway, gateway_popen
 from tools.processes import memory_kib
@@ -110,6 +113,61 @@ def test_small_entries_are_kept_whole(http: httpx.Client) -> None:
     (entry,) = journal_is_readable(http)
     assert entry["truncated"] is False
     assert entry["body"] == {"prompt": "a fox"}
+
+
+def test_a_body_kept_as_text_reads_back_as_it_came(http: httpx.Client) -> None:
+    """The journal keeps bodies as their text and parses them when read, as the mock parsed them: an
+    integer too large for a float stays whole."""
+    content = b'{"prompt": "a fox", "seed": 1234567890123456789012345}'
+    response = http.post(TEXT_PATH, content=content, headers={**KEY, "Content-Type": "application/json"})
+    (entry,) = journal_is_readable(http)
+    assert entry["body"] == {"prompt": "a fox", "seed": 1234567890123456789012345}
+    assert entry["response"] == response.json()
+
+
+def test_journal_entries_leave_the_collector_nothing_to_walk(
+    gateway: MockGateway, http: httpx.Client
+) -> None:
+    """A mock holding many jobs pays a cache miss for each object the collector walks: an entry holds
+    texts and numbers only, which the collector stops walking after a collection or two (it untracks
+    a tuple once the tuples in it are untracked, in whatever order it meets them)."""
+    request_id = submit(http, {"prompt": "a fox", "image_size": {"width": 512, "height": 512}}).json()[
+        "request_id"
+    ]
+    gateway.advance(60)
+    assert http.get(f"/v2/requests/status/{request_id}", headers=KEY).json()["status"] == "COMPLETED"
+    gc.collect()
+    gc.collect()
+    entries = list(gateway.backend.journal._entries)
+    assert len(entries) == 2
+    assert not [entry for entry in entries if gc.is_tracked(entry)]
+
+
+def test_journal_entries_cost_their_texts_not_orjsons_buffers() -> None:
+    """orjson's output holds a 4 KiB buffer whatever its length: the journal keeps a copy of its own."""
+    journal = Journal(size=1000, entry_bytes=64 * 1024)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(1000):
+            answer = orjson.dumps({"request_id": f"boogu-image_{n}", "status": "QUEUED"})
+            journal.record(
+                at=0.0,
+                method="GET",
+                path="/v2/requests/status/x",
+                query="",
+                headers=[(b"host", b"x")],
+                body=None,
+                status=200,
+                response=answer,
+                response_headers=[(b"content-type", b"application/json")],
+                operation_id="get_request_status",
+                request_id=None,
+            )
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown / 1000 < 1024
 
 
 def test_a_job_keeps_a_digest_of_a_long_prompt_not_the_prompt(

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from boogu_contract._json import MAX_JSON_DEPTH
 
+from ..model._json import strict_json
 from ._admin_auth import AdminAuth, add_admin_options, admin_refusal, check_token
 from ._app import create_app
-from ._json import strict_json
 from ._limits import server_config
 
 __all__ = [

@@ -11,9 +11,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from boogu_contract import docs_path, iso_time, load_spec, spec_path
 
 from ..model import LATEST, MAX_ADVANCE, ConfigError, GatewayBackend, GatewayError, check_key, parse_amount
+from ..model._json import strict_json
 from ._api import error_response
 from ._api import method_not_allowed as method_not_allowed_error
-from ._json import strict_json
 
 Handler = Callable[[Request, GatewayBackend], Awaitable[Response]]
 

@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from boogu_contract import wire
 
 from ..model import OUTCOME_HEADER, DroppedConnection, GatewayBackend, GatewayError, internal_error
-from ._json import strict_json
+from ..model._json import strict_json
 
 logger = logging.getLogger("mock_gateway")
 _KEY = wire.KEY_HEADER.lower()
@@ -83,11 +83,10 @@ class Call:
     operation_id: str | None
     params: dict[str, str]
     served: bool
-    body: Any = None
-    body_size: int = 0
-    answer: Any = None
-    answer_size: int = 0
-    """The JSON answer's bytes; a media file counts none, as the journal keeps no image."""
+    body: bytearray | None = None
+    """The request's JSON text, once it parsed."""
+    answer: bytes | None = None
+    """The JSON answer's text; a media file's is None, as the journal keeps no image."""
     created: str | None = None
     """The request_id of the job a submit created, journaled even when its answer is lost."""
     _headers: dict[str, str] | None = None
@@ -105,7 +104,7 @@ class Call:
         if extra and isinstance(payload, dict):
             payload = {**extra, **payload}
         answer = json_answer(payload, status, headers)
-        self.answer, self.answer_size = payload, len(answer.body)
+        self.answer = answer.body
         return answer
 
     def journal(self, answer: Answer | None) -> None:
@@ -118,10 +117,8 @@ class Call:
             query=scope["query_string"].decode("latin-1"),
             headers=scope["headers"],
             body=self.body,
-            body_size=self.body_size,
             status=answer.status if answer is not None else 0,
             response=self.answer,
-            response_size=self.answer_size,
             response_headers=answer.headers if answer is not None else [],
             operation_id=self.operation_id,
             request_id=self.params.get("request_id", self.created),
@@ -245,7 +242,7 @@ async def read_json(call: Call) -> Any:
         body = strict_json(chunks)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN or Infinity
         raise GatewayError(400, "Invalid JSON", f"The request body is not valid JSON: {exc}.") from None
-    call.body, call.body_size = body, len(chunks)
+    call.body = chunks
     return body
 
 
@@ -284,7 +281,7 @@ async def submit(call: Call) -> Answer:
         outcome=call.headers.get(_OUTCOME),
         # Where a served mock listens; in-process, no webhook can reach it.
         own_address=call.scope.get("server") if webhook_url and call.served else None,
-        body_size=call.body_size,
+        body_size=len(call.body or b""),
     )
     call.created = accepted.job.request_id
     answer = await backend.finish(accepted)  # sync mode: held open until the job is done, as the gateway does

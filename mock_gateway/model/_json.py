@@ -1,4 +1,5 @@
-"""JSON as RFC 8259 defines it, and no deeper than the spec needs: what the mock accepts as a body."""
+"""JSON as RFC 8259 defines it, and no deeper than the spec needs: what the mock accepts as a body, and
+how its journal reads the bodies it kept as text."""
 
 from __future__ import annotations
 
