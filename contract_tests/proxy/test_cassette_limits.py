@@ -21,6 +21,8 @@ from mock_gateway.contract_tools._cassette import (
     CassetteError,
     CassetteWriter,
     Exchange,
+    Matcher,
+    Recording,
     load,
 )
 from mock_gateway.contract_tools._replay import MAX_UNMATCHED, ReplayApp
@@ -135,6 +137,25 @@ def test_a_large_cassette_loads_fast_and_answers_by_index(tmp_path):
     finally:
         server.stop()
     assert statistics.median(timed) < 0.02
+
+
+def test_the_index_costs_what_its_bodies_hold():
+    """The index keeps each recorded body's canonical text: in a copy of its size, not in orjson's
+    4 KiB buffer."""
+    recordings = [
+        Recording(n, "POST", "/x", b'{"prompt": "p%d"}' % n, True, 202, [], b"{}", None, None)
+        for n in range(2000)
+    ]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        matcher = Matcher(recordings)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    found = matcher.match("POST", "/x", b'{"prompt":"p7"}', True)
+    assert isinstance(found, Recording) and found.index == 7
+    assert grown / len(recordings) < 1024
 
 
 JSON_GET = '- {"request":{"method":"GET","uri":"/x"},"response":{"status":{"code":200}%s}%s}\n'
