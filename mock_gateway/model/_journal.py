@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections import deque
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -23,30 +22,28 @@ from ._json import strict_json
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 """Headers as ASGI carries them; decoded only when the journal is read."""
-FlatHeaders = tuple[bytes, ...]
-"""Headers as the journal keeps them: names and values alternating, in one tuple. Kept as ASGI's
-pairs (a tuple each), they left the collector seven or eight more young objects to walk a call, each
-a cache miss in the heap of a mock holding many jobs: its submits ran at 0.89× a fresh mock's, and
-0.94× with flat headers (`make bench`)."""
+PackedHeaders = bytes | tuple[bytes, ...]
+"""Headers as the journal keeps them: names and values in one bytes object, NUL between them, so that
+an entry holds no container (see `Journal`); a value that holds a NUL itself (HTTP forbids it, a
+caller in process may send it) keeps them as a flat tuple instead."""
 JsonText = bytes | bytearray
 """A body as the wire carried it, JSON that parsed: kept as text (a copy of its own: orjson's output
-holds 4 KiB whatever its length), parsed when the journal is read. Kept parsed, a status answer's
-dicts and list were young objects that the collector walked again and again, in a mock holding many
-jobs a cache miss each; an entry of texts holds no container, and after a collection or two the
-collector walks it no more. In-process, a status call to a mock holding 1,000,000 jobs went from
-14.2–14.6 µs to 12.0–13.0 µs (a fresh mock: 11.5–12.5 µs)."""
+holds 4 KiB whatever its length), parsed when the journal is read."""
+_NUL = b"\0"
 
 
-def flat(headers: RawHeaders) -> FlatHeaders:
-    return tuple(itertools.chain.from_iterable(headers))
+def packed(headers: RawHeaders) -> PackedHeaders:
+    items = tuple(itertools.chain.from_iterable(headers))
+    text = _NUL.join(items)
+    return text if text.count(_NUL) == len(items) - 1 or not items else items
 
 
-def pairs(headers: FlatHeaders) -> RawHeaders:
-    values = iter(headers)
-    return list(zip(values, values, strict=True))
+def pairs(headers: PackedHeaders) -> RawHeaders:
+    items = iter(headers if isinstance(headers, tuple) else headers.split(_NUL) if headers else ())
+    return list(zip(items, items, strict=True))
 
 
-def decode_headers(headers: FlatHeaders) -> dict[str, str]:
+def decode_headers(headers: PackedHeaders) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in pairs(headers)}
 
 
@@ -82,22 +79,20 @@ def clip_body(body: Any, limit: int) -> Any:
 
 
 class JournalEntry(NamedTuple):
-    """One API call as received and answered. The journal keeps each as a plain tuple, its headers
-    flat (`FlatHeaders`; `LedgerEntry` says why: the collector then stops walking what holds no
-    container)."""
+    """One API call as received and answered; the journal keeps its fields apart (`Journal`)."""
 
     id: int
     at: float
     method: str
     path: str
     query: str
-    headers: FlatHeaders
+    headers: PackedHeaders
     body: JsonText | Any
     """The request's JSON text, or the parsed body cut to size (`clip_body`) when it was over budget."""
     status: int
     """0 when the connection was dropped on purpose."""
     response: JsonText | Any
-    response_headers: FlatHeaders
+    response_headers: PackedHeaders
     operation_id: str | None
     request_id: str | None
     truncated: bool
@@ -123,10 +118,20 @@ class JournalEntry(NamedTuple):
 
 class Journal:
     """A bounded, thread-safe log of API requests, newest last: at most `size` entries, each with at
-    most `entry_bytes` of request line and headers, of body and of response."""
+    most `entry_bytes` of request line and headers, of body and of response.
+
+    The entries' fields are kept in columns, a list each, written in turn as a ring: a call leaves
+    nothing for the garbage collector to walk. Kept as objects of their own, the collector walked each
+    entry and what it held (a status answer's dicts and list, the headers' tuples), a cache miss each
+    in the heap of a mock holding many jobs; and as every entry recorded frees the oldest, the young
+    ones piled up between collections that then walked tens of thousands at once (20-35 ms pauses).
+    """
 
     def __init__(self, size: int, entry_bytes: int) -> None:
-        self._entries: deque[tuple[Any, ...]] = deque(maxlen=size)
+        self._size = size
+        self._columns: list[list[Any]] = [[] for _ in JournalEntry._fields]
+        self._count = 0
+        """Entries recorded since the journal was last emptied: the newest is at `(count - 1) % size`."""
         self._entry_bytes = entry_bytes
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -153,38 +158,58 @@ class Journal:
         cut = head_size > limit or body_cut or response_cut
         if head_size > limit:
             path, query, headers = path[:limit], query[:limit], clip_headers(headers, limit)
+        row = (
+            next(self._ids),
+            at,
+            method,
+            path,
+            query,
+            packed(headers),
+            body_kept,
+            status,
+            response_kept,
+            packed(response_headers),
+            operation_id,
+            request_id,
+            cut,
+        )
         with self._lock:
-            self._entries.append(
-                (
-                    next(self._ids),
-                    at,
-                    method,
-                    path,
-                    query,
-                    flat(headers),
-                    body_kept,
-                    status,
-                    response_kept,
-                    flat(response_headers),
-                    operation_id,
-                    request_id,
-                    cut,
-                )
-            )
+            slot = self._count % self._size
+            self._count += 1
+            if slot == len(self._columns[0]):  # not yet full: the columns grow as a deque would
+                for column, value in zip(self._columns, row, strict=True):
+                    column.append(value)
+            else:
+                for column, value in zip(self._columns, row, strict=True):
+                    column[slot] = value
+
+    def kept(self) -> list[JournalEntry]:
+        """The entries as held, oldest first: what `entries` shows, before redaction and formatting."""
+        with self._lock:
+            return self._rows()
 
     def entries(self) -> list[dict[str, Any]]:
-        with self._lock:
-            entries = list(self._entries)
-        return [JournalEntry._make(entry).to_dict() for entry in entries]
+        return [entry.to_dict() for entry in self.kept()]
 
     def resize(self, size: int, entry_bytes: int) -> None:
+        """The newest `size` entries kept."""
         with self._lock:
-            self._entries = deque(self._entries, maxlen=size)
             self._entry_bytes = entry_bytes
+            self._refill(self._rows()[-size:], size)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._refill([], self._size)
+
+    def _rows(self) -> list[JournalEntry]:
+        first = max(0, self._count - self._size)
+        slots = [number % self._size for number in range(first, self._count)]
+        return [JournalEntry._make(column[slot] for column in self._columns) for slot in slots]
+
+    def _refill(self, entries: list[JournalEntry], size: int) -> None:
+        columns = [list(values) for values in zip(*entries, strict=True)] if entries else []
+        self._columns = columns or [[] for _ in JournalEntry._fields]
+        self._size, self._count = size, len(entries)
 
 
 def _kept(text: JsonText | None, limit: int) -> tuple[Any, bool]:
