@@ -26,7 +26,7 @@ from . import _media as media
 from ._budget import stored_inputs
 from ._clock import Clock, OffsetClock, sleep_until
 from ._config import DEFAULT_API_KEY, LostAnswerMode, MockConfig, money
-from ._jobs import Job, JobStore, Outcome, media_filename, uuid7
+from ._jobs import Job, JobStore, Outcome, media_filename, split_params, uuid7
 from ._journal import Journal
 from ._ratelimit import RateLimiter, retry_after_seconds
 from ._scheduler import Slot, WorkerPool, jitter, timeline
@@ -412,11 +412,13 @@ class GatewayBackend:
             ) from None
 
         slot = self._slot(model_id, params, now)
+        param_names, param_values = split_params(params)
         job = Job(
             request_id=request_id,
             model_id=model_id,
             key=record.key,
-            params=params,
+            param_names=param_names,
+            param_values=param_values,
             seed=seed,
             outcome=job_outcome,
             error=error,
@@ -672,23 +674,24 @@ class GatewayBackend:
         cached = [self._media_cache.get((job.request_id, i)) for i in range(job.num_images)]
         if all(image is not None for image in cached):
             return [image for image in cached if image is not None]
-        width, height = media.image_dimensions(job.params["image_size"])
+        params = job.params
+        width, height = media.image_dimensions(params["image_size"])
         source = job.source
-        if source is None and "image_url" in job.params:
-            source = self._stand_in(str(job.params["image_url"]))
+        if source is None and "image_url" in params:
+            source = self._stand_in(str(params["image_url"]))
         images = media.render(
             media.RenderSpec(
-                prompt=str(job.params["prompt"]),
-                negative_prompt=str(job.params["negative_prompt"]),
+                prompt=str(params["prompt"]),
+                negative_prompt=str(params["negative_prompt"]),
                 width=width,
                 height=height,
-                output_format=job.params["output_format"],
+                output_format=params["output_format"],
                 seed=job.seed,
                 num_images=job.num_images,
-                guidance_scale=float(job.params["guidance_scale"]),
-                num_inference_steps=int(job.params["num_inference_steps"]),
+                guidance_scale=float(params["guidance_scale"]),
+                num_inference_steps=int(params["num_inference_steps"]),
                 source=source,
-                image_guidance_scale=float(job.params.get("image_guidance_scale", 1.0)),
+                image_guidance_scale=float(params.get("image_guidance_scale", 1.0)),
             )
         )
         with self._lock:

@@ -10,6 +10,7 @@ import functools
 import heapq
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -35,13 +36,33 @@ def media_filename(index: int, count: int, output_format: str) -> str:
     return f"output.{output_format}" if count == 1 else f"output_{index}.{output_format}"
 
 
+MAX_NAME_SETS = 1024
+"""Sets of parameter names shared (`split_params`): the spec's optional properties make a few dozen."""
+_NAME_SETS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def split_params(params: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """A job's parameters as it keeps them: their names, sorted and shared, and their values.
+
+    As a dict of its own, a job's parameters took 632 bytes, past the 512 that Python's small-object
+    allocator serves: each job held was a chunk of glibc's heap, between which every call's larger
+    buffers (orjson's, a deque's block) then had to be fitted. With 1,000,000 jobs held, status calls
+    went from 0.89x to 0.93x of a fresh mock's rate (by CPU 0.91x to 0.94x), submits from 0.94x to
+    0.97x (by CPU 0.96x to 1.01x), the median of three rounds each; and a job holds 500 bytes less."""
+    names = tuple(sorted(params))
+    if len(_NAME_SETS) < MAX_NAME_SETS:
+        names = _NAME_SETS.setdefault(names, names)
+    return names, tuple(params[name] for name in names)
+
+
 @dataclass
 class Job:
     request_id: str
     model_id: str
     key: str
-    params: dict[str, Any]
-    """The request body with the spec's defaults applied."""
+    param_names: tuple[str, ...]
+    """The names of `params`, sorted: one tuple shared by every job with the same names (`split_params`)."""
+    param_values: tuple[Any, ...]
     seed: int
     outcome: Outcome
     error: str | None
@@ -59,6 +80,14 @@ class Job:
     """Why the mock will not call `webhook_url` (not loopback or allowlisted, or itself): kept `blocked`."""
     settled: bool = field(default=False, compare=False)
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """The request body with the spec's defaults applied (a copy)."""
+        return dict(zip(self.param_names, self.param_values, strict=True))
+
+    def param(self, name: str) -> Any:
+        return self.param_values[self.param_names.index(name)]
+
     def status(self, now: float) -> str:
         if now >= self.finished_at:
             return self.outcome
@@ -66,11 +95,11 @@ class Job:
 
     @property
     def output_format(self) -> str:
-        return str(self.params["output_format"])
+        return str(self.param("output_format"))
 
     @property
     def num_images(self) -> int:
-        return int(self.params["num_images"])
+        return int(self.param("num_images"))
 
     @functools.cached_property
     def _hosted_media_urls(self) -> tuple[str, ...]:
