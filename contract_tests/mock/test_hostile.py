@@ -13,6 +13,7 @@ import os
 import resource
 import signal
 import socket
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from mock_gateway import cli
 from mock_gateway.model._budget import JOB_RECORD_BYTES
 from mock_gateway.model._clock import ManualClock
 from mock_gateway.model._config import MockConfig
-from mock_gateway.model._journal import Journal, pairs
+from mock_gateway.model._journal import Journal, JournalEntry, pairs
 from mock_gateway.model._webhooks import WebhookDispatcher, check_webhook_target
 from mock_gateway.testing import MockGateway, gateway_popen
 from tools.processes import memory_kib
@@ -153,6 +154,39 @@ def test_headers_holding_a_nul_are_kept_all_the_same() -> None:
     journal.record(**{**record_of(None), "headers": [(b"x-a", b"one\0two"), (b"x-b", b"")]})
     (entry,) = journal.entries()
     assert entry["headers"] == {"x-a": "one\x00two", "x-b": ""}
+
+
+def test_the_journal_keeps_rows_whole_under_threads() -> None:
+    """Eight threads record while another reads and one resizes: every row read is one call's."""
+    journal = Journal(size=1000, entry_bytes=64 * 1024)
+    done = threading.Event()
+    torn: list[JournalEntry] = []
+
+    def record(thread: int) -> None:
+        for n in range(500):
+            journal.record(**{**record_of(b'{"n":%d}' % n), "path": f"/t{thread}/{n}", "status": n})
+
+    def read() -> None:
+        while not done.is_set():
+            torn.extend(e for e in journal.kept() if not e.path.endswith(f"/{e.status}"))
+            journal.resize(1000, 64 * 1024)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=record, args=(thread,)) for thread in range(8)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    done.set()
+    reader.join()
+    kept = journal.kept()
+    assert torn == [] and len(kept) == 1000
+    assert [entry.id for entry in kept] == sorted(entry.id for entry in kept)
+    assert all(
+        journal_entry["response"] == {"n": entry.status}
+        for entry, journal_entry in zip(kept, journal.entries(), strict=True)
+    )
 
 
 def record_of(response: bytes | None) -> dict[str, Any]:

@@ -2,8 +2,7 @@
 
 Recording is on every request's path, so it only keeps references and the bodies' texts, except
 what is over the entry's byte budget: that is cut at once (a journal of 8 MB headers would hold
-gigabytes).
-Redaction, formatting and the parsing of bodies happen when someone reads the journal.
+gigabytes). Redaction, formatting and the parsing of bodies happen when someone reads the journal.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ _NUL = b"\0"
 def packed(headers: RawHeaders) -> PackedHeaders:
     items = tuple(itertools.chain.from_iterable(headers))
     text = _NUL.join(items)
-    return text if text.count(_NUL) == len(items) - 1 or not items else items
+    return text if not items or text.count(_NUL) == len(items) - 1 else items
 
 
 def pairs(headers: PackedHeaders) -> RawHeaders:
@@ -158,8 +157,7 @@ class Journal:
         cut = head_size > limit or body_cut or response_cut
         if head_size > limit:
             path, query, headers = path[:limit], query[:limit], clip_headers(headers, limit)
-        row = (
-            next(self._ids),
+        fields = (
             at,
             method,
             path,
@@ -174,6 +172,7 @@ class Journal:
             cut,
         )
         with self._lock:
+            row = (next(self._ids), *fields)  # ids in the journal's order
             slot = self._count % self._size
             self._count += 1
             if slot == len(self._columns[0]):  # not yet full: the columns grow as a deque would
