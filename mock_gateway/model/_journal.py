@@ -206,8 +206,10 @@ class Journal:
         return [JournalEntry._make(column[slot] for column in self._columns) for slot in slots]
 
     def _refill(self, entries: list[JournalEntry], size: int) -> None:
-        columns = [list(values) for values in zip(*entries, strict=True)] if entries else []
-        self._columns = columns or [[] for _ in JournalEntry._fields]
+        if entries:
+            self._columns = [list(values) for values in zip(*entries, strict=True)]
+        else:
+            self._columns = [[] for _ in JournalEntry._fields]
         self._size, self._count = size, len(entries)
 
 
